@@ -1,0 +1,47 @@
+# fedtwin: `make demo` sets up and runs the whole loop; `make test` runs the unit and integration suites.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | sha256sum | cut -c1-16)
+
+.PHONY: setup demo test test-unit test-integration lint bench stack-up stack-down clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/fedtwin stack up
+	$(BIN)/fedtwin demo
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy fedtwin federated plant_models monitoring tasks flows
+
+bench: setup
+	$(BIN)/python -m benchmarks.plant
+	$(BIN)/python -m benchmarks.federated
+	$(BIN)/python -m benchmarks.streaming
+	$(BIN)/python -m benchmarks.drift_loop
+
+stack-up: setup
+	$(BIN)/fedtwin stack up
+
+stack-down:
+	$(BIN)/fedtwin stack down
+
+clean: stack-down
+	rm -rf .fedtwin out

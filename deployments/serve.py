@@ -1,0 +1,42 @@
+"""Serve every fedtwin deployment from one process (no work pool needed): the scheduled training and drift monitor,
+and the retrain deployment triggered by drift events. Mirrors prefect.yaml; run with ``python -m deployments.serve``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_deployments(train_cron: str = "0 3 * * *", monitor_interval_s: int = 300) -> list[Any]:
+    """The runner deployments, with the same schedules and trigger as prefect.yaml."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    from flows.monitor import drift_monitor_flow
+    from flows.retrain import retrain_flow
+    from flows.training import training_flow
+    from monitoring.events import DRIFT_EVENT, FLEET_RESOURCE_PATTERN
+
+    trigger = DeploymentEventTrigger(
+        expect={DRIFT_EVENT},
+        match={"prefect.resource.id": FLEET_RESOURCE_PATTERN},
+        parameters={"drift": "{{ event.payload }}"},
+    )
+    return [
+        training_flow.to_deployment(name="train", cron=train_cron, parameters={"profile": "full"}),
+        retrain_flow.to_deployment(name="retrain", triggers=[trigger]),
+        drift_monitor_flow.to_deployment(name="drift-monitor", interval=monitor_interval_s),
+    ]
+
+
+def main() -> None:
+    """Serve until interrupted (SIGINT stops it)."""
+    from prefect import serve
+
+    from fedtwin.cli import use_prefect_api
+
+    use_prefect_api()
+    serve(*build_deployments())
+
+
+if __name__ == "__main__":
+    main()
