@@ -11,9 +11,11 @@ import typer
 
 from fedtwin.errors import FedtwinError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 config_app = typer.Typer(no_args_is_help=True, help="Effective configuration.")
-stack_app = typer.Typer(no_args_is_help=True, help="Embedded services: Kafka (Tansu), Redis, MLflow, Prefect.")
+stack_app = typer.Typer(
+    no_args_is_help=True, help="Embedded services: Kafka (Tansu), Redis, MLflow, Prefect."
+)
 plant_app = typer.Typer(no_args_is_help=True, help="The triplex pump plant model.")
 app.add_typer(config_app, name="config")
 app.add_typer(stack_app, name="stack")

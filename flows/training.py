@@ -1,0 +1,100 @@
+"""Training flow: simulate per site, validate (GX), federate, evaluate, MLflow champion gate, Redis."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from fedtwin.datasets import FeatureTable, get_profile, site_ids
+from fedtwin.settings import get_settings
+from plant_models import FAULTS, OperatingPoint
+from tasks.registry import (
+    finish_parent_run,
+    load_champion,
+    log_strategy_run,
+    promote_to_redis,
+    register_and_gate,
+    start_parent_run,
+    store_reference,
+)
+from tasks.training import evaluate, federate, scalar_metrics, simulate_site, validate_site
+
+GATE = "exact_match_8class"
+
+
+@flow(name="fedtwin-train", log_prints=True)
+def training_flow(
+    strategy: str | None = None,
+    rounds: int | None = None,
+    profile: str = "demo",
+    speed_rpm: float = 958.0,
+    load_area_factor: float = 1.0,
+    compare: list[str] | None = None,
+    reason: str = "manual",
+) -> dict[str, Any]:
+    """Train the fault classifier at an operating point and promote it if it beats the champion."""
+    s = get_settings()
+    names = list(dict.fromkeys([strategy or s.federated_strategy, *(compare or [])]))
+    prof, center = get_profile(profile), OperatingPoint(speed_rpm, load_area_factor)
+    out_dir = str(
+        Path(s.data_dir).resolve() / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}"
+    )
+    futs = {
+        sid: simulate_site.submit(sid, f, prof, center, out_dir, i)
+        for i, (sid, f) in enumerate(zip(site_ids(), FAULTS, strict=True))
+    }
+    holdout_fut = simulate_site.submit("holdout", None, prof, center, out_dir)
+    sites = {sid: f.result() for sid, f in futs.items()}
+    holdout = holdout_fut.result()
+    for summary, fault in zip(sites.values(), FAULTS, strict=True):
+        validate_site(summary, fault)
+    validate_site(holdout, None)
+    parent = start_parent_run(
+        f"train-{reason}",
+        {
+            "profile": profile,
+            "rounds": rounds or s.federated_rounds,
+            "speed_rpm": speed_rpm,
+            "load_area_factor": load_area_factor,
+            "strategies": names,
+        },
+        {"reason": reason},
+    )
+    trained = {n: federate(n, sites, rounds or s.federated_rounds) for n in names}
+    reports = {n: evaluate(a, m, holdout) for n, (a, m, _) in trained.items()}
+    children = {
+        n: log_strategy_run(
+            parent,
+            n,
+            a,
+            m,
+            {"strategy": n, "profile": profile},
+            scalar_metrics(reports[n]),
+            reports[n]["confusion"].tolist(),
+            reports[n]["subset_names"],
+            h,
+        )
+        for n, (a, m, h) in trained.items()
+    }
+    best = max(names, key=lambda n: reports[n][GATE])
+    champion = load_champion()
+    champ_metrics = scalar_metrics(evaluate(*champion, holdout)) if champion else None
+    reg = register_and_gate(children[best], scalar_metrics(reports[best]), champ_metrics)
+    finish_parent_run(
+        parent, scalar_metrics(reports[best]), {"best_strategy": best, "champion_moved": str(reg["promoted"])}
+    )
+    served = None
+    if reg["promoted"]:
+        served = promote_to_redis(trained[best][0], trained[best][1], reg)
+        table = FeatureTable.load(holdout.path)
+        store_reference(served, table.X[table.Y.sum(axis=1) == 0], list(trained[best][1]["feature_names"]))
+    return {
+        "best": best,
+        "exact_match": {n: reports[n][GATE] for n in names},
+        "champion_exact_match": None if champ_metrics is None else champ_metrics[GATE],
+        "registry": reg,
+        "redis_version": served,
+    }
