@@ -1,0 +1,77 @@
+"""Prefect tasks around the live plant, the scorer and fault injection (all touch Kafka and Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from fedtwin.settings import get_settings
+
+
+@task(retries=1, retry_delay_seconds=2)
+def run_live_plant(seconds: float, assets: int = 4, speedup: float = 1.0, seed: int = 0) -> dict[str, Any]:
+    """Stream ``seconds`` of simulated plant time per asset to the sensor topic."""
+    from fedtwin.live import run_plant
+
+    return run_plant(get_settings(), assets=assets, duration_s=seconds, speedup=speedup, seed=seed).as_dict()
+
+
+@task(retries=1, retry_delay_seconds=2)
+def run_scorer_bounded(
+    seconds: float,
+    idle_exit_s: float | None = None,
+    publish_features: bool = True,
+    metrics_port: int | None = None,
+) -> dict[str, Any]:
+    """Score the sensor topic for at most ``seconds`` (or until idle); commits after alerts are acked."""
+    from fedtwin.scorer import run_scorer
+
+    return run_scorer(
+        get_settings(),
+        max_seconds=seconds,
+        idle_exit_s=idle_exit_s,
+        metrics_port=metrics_port,
+        publish_features=publish_features,
+    )
+
+
+@task(retries=2, retry_delay_seconds=1, timeout_seconds=30)
+def inject_fault(asset: str, fault: str, severity: float) -> dict[str, Any]:
+    """Set a fault on a live asset from its next chunk on."""
+    from fedtwin.live import inject
+
+    return inject(get_settings(), asset, fault, severity)
+
+
+@task(retries=2, retry_delay_seconds=1, timeout_seconds=30)
+def clear_faults(asset: str) -> dict[str, Any]:
+    """Remove every fault from a live asset."""
+    from fedtwin.live import clear
+
+    return clear(get_settings(), asset)
+
+
+@task(retries=2, retry_delay_seconds=1, timeout_seconds=30)
+def shift_operating_point(
+    asset: str, speed_rpm: float | None, load_area_factor: float | None
+) -> dict[str, Any]:
+    """Move a live asset's operating point (not a fault)."""
+    from fedtwin.live import set_operating_point
+
+    return set_operating_point(get_settings(), asset, speed_rpm=speed_rpm, load_area_factor=load_area_factor)
+
+
+def read_alerts(since_id: str = "0-0") -> list[dict[str, Any]]:
+    """Alerts from the Redis alert stream, oldest first."""
+    import json
+
+    import redis
+
+    s = get_settings()
+    client = redis.Redis.from_url(s.redis_url)
+    out = []
+    for _id, fields in client.xrange(s.key("alerts"), min=since_id):
+        raw = fields[b"alert"]
+        out.append(json.loads(raw))
+    return out
