@@ -56,7 +56,7 @@ def run_demo(
         scores = ", ".join(f"{k}={v:.2f}" for k, v in a["scores"].items())
         echo(f"ALERT {when} {a['asset']} {'+'.join(a['faults'])} ({scores}) model v{a['model_version']}")
     echo(
-        f"injected {DEMO_FAULT} (severity {DEMO_SEVERITY}) on {DEMO_ASSET} at {fault_at:.0f} s of {seconds:.0f} s"
+        f"injected {DEMO_FAULT} (severity {DEMO_SEVERITY}) on {DEMO_ASSET} at {fault_at:.0f} s"
     )
     echo(f"Prefect UI: {s.prefect_api_url.removesuffix('/api')}")
     echo(f"MLflow UI:  {s.mlflow_tracking_uri}")
