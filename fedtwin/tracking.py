@@ -84,6 +84,7 @@ def log_model(
             python_model=str(_MODEL_CODE),
             artifacts={"arrays": str(arrays_path), "meta": str(meta_path)},
             signature=signature,
+            input_example=example,
             pip_requirements=_PIP_REQUIREMENTS,
         )
     return str(info.model_uri)
