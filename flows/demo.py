@@ -55,9 +55,7 @@ def run_demo(
         when = time.strftime("%H:%M:%S", time.localtime(a["window_end"]))
         scores = ", ".join(f"{k}={v:.2f}" for k, v in a["scores"].items())
         echo(f"ALERT {when} {a['asset']} {'+'.join(a['faults'])} ({scores}) model v{a['model_version']}")
-    echo(
-        f"injected {DEMO_FAULT} (severity {DEMO_SEVERITY}) on {DEMO_ASSET} at {fault_at:.0f} s"
-    )
+    echo(f"injected {DEMO_FAULT} (severity {DEMO_SEVERITY}) on {DEMO_ASSET} at {fault_at:.0f} s")
     echo(f"Prefect UI: {s.prefect_api_url.removesuffix('/api')}")
     echo(f"MLflow UI:  {s.mlflow_tracking_uri}")
     echo(f"alerts_while_healthy={len(out['alerts_before'])}")

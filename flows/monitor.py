@@ -1,0 +1,47 @@
+"""Drift monitor flow: recent scored windows vs the serving model's training reference (Evidently)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from fedtwin.settings import get_settings
+from monitoring.events import drift_payload
+from tasks.monitoring import (
+    check_drift,
+    emit_drift_event,
+    load_reference,
+    log_drift_to_mlflow,
+    publish_summary,
+    read_recent_windows,
+)
+
+
+@flow(name="fedtwin-drift-monitor", log_prints=True)
+def drift_monitor_flow(
+    windows: int = 240, since_s: float | None = None, fleet: str = "default"
+) -> dict[str, Any]:
+    """Compare the last ``windows`` scored windows with the reference; emit a drift event when they differ."""
+    ref = load_reference()
+    if ref is None:
+        return {"status": "not_enough_data", "reason": "no model is served yet, so there is no reference"}
+    reference, ref_id = ref
+    current, cur_id = read_recent_windows(windows, since_s)
+    result = check_drift(reference, current, get_settings().drift_share)
+    log_drift_to_mlflow(result, ref_id, cur_id)
+    publish_summary(result, ref_id, cur_id)
+    feature, prediction = result["feature"], result["prediction"] or {}
+    drifted = feature["status"] == "drift" or prediction.get("status") == "drift"
+    if drifted:
+        payload = drift_payload(
+            reference_id=ref_id,
+            current_id=cur_id,
+            drifted_features=feature["drifted_features"],
+            drift_share=feature["drift_share"],
+            n_reference=feature["n_reference"],
+            n_current=feature["n_current"],
+            report=result["html"],
+        )
+        emit_drift_event(payload, fleet)
+    return {"status": "drift" if drifted else feature["status"], "reason": feature["reason"], **result}

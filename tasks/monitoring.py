@@ -1,0 +1,183 @@
+"""Prefect tasks of the drift monitor and the physics-informed retrain."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+
+from fedtwin.settings import get_settings
+
+
+def _redis():  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(get_settings().redis_url, socket_timeout=10)
+
+
+@task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
+def load_reference() -> tuple[pd.DataFrame, str] | None:
+    """Healthy training-reference windows of the serving model, or None when nothing is served."""
+    from fedtwin.model_store import unpack_arrays
+
+    s = get_settings()
+    client = _redis()
+    version = client.get(s.key("model", "current"))
+    if version is None:
+        return None
+    key = s.key("reference", version.decode())
+    blob, names = client.mget(key, key + ":features")
+    if blob is None or names is None:
+        return None
+    X = unpack_arrays(blob)["X"]
+    return pd.DataFrame(X, columns=json.loads(names)), f"reference:model-v{version.decode()}"
+
+
+@task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
+def read_recent_windows(count: int, since_s: float | None = None) -> tuple[pd.DataFrame, str]:
+    """The last ``count`` scored windows from the scorer's Redis stream (optionally newer than ``since_s``).
+
+    Returns a frame with one column per feature plus ``asset``, ``window_start`` and ``model_version``, and an
+    id naming the stream range it covers.
+    """
+    from fedtwin.features import FEATURE_NAMES
+
+    s = get_settings()
+    entries = _redis().xrevrange(s.key("features"), count=count)
+    rows, starts, assets, versions = [], [], [], []
+    for _id, f in reversed(entries):
+        start = float(f[b"window_start"])
+        if since_s is not None and start < since_s:
+            continue
+        rows.append(json.loads(f[b"x"]))
+        starts.append(start)
+        assets.append(f[b"asset"].decode())
+        versions.append(int(f[b"model_version"]))
+    frame = (
+        pd.DataFrame(rows, columns=list(FEATURE_NAMES)) if rows else pd.DataFrame(columns=list(FEATURE_NAMES))
+    )
+    frame["asset"], frame["window_start"], frame["model_version"] = assets, starts, versions
+    ident = f"features:{entries[-1][0].decode()}..{entries[0][0].decode()}" if entries else "features:empty"
+    return frame, ident
+
+
+@task
+def check_drift(reference: pd.DataFrame, current: pd.DataFrame, drift_share: float) -> dict[str, Any]:
+    """Evidently feature drift plus alert-rate drift of the serving model; reports written to disk."""
+    from federated.model import from_arrays
+    from fedtwin.model_store import ModelStore
+    from monitoring.drift import EvidentlyDriftDetector, PredictionDriftDetector, save_reports
+
+    s = get_settings()
+    cols = [c for c in reference.columns if c in current.columns]
+    feature = EvidentlyDriftDetector(drift_share=drift_share).fit(reference[cols]).check(current[cols])
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out_dir = Path(s.monitoring_dir).resolve() / "reports"
+    html, js = save_reports(feature, out_dir, f"drift-{stamp}")
+    prediction = None
+    if feature.is_valid:
+        stored = ModelStore.from_settings(s).load()
+        model = from_arrays(stored.arrays, stored.meta)
+        faults = list(stored.meta["fault_names"])
+        ref_pred = pd.DataFrame(model.predict(reference[cols].to_numpy()), columns=faults).astype(float)
+        cur_pred = pd.DataFrame(model.predict(current[cols].to_numpy()), columns=faults).astype(float)
+        prediction = PredictionDriftDetector().fit(ref_pred).check(cur_pred).to_dict()
+    return {"feature": feature.to_dict(), "prediction": prediction, "html": str(html), "json": str(js)}
+
+
+@task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
+def log_drift_to_mlflow(result: dict[str, Any], reference_id: str, current_id: str) -> str:
+    """The drift reports as artifacts of a ``drift-monitor`` run in the pipeline's experiment."""
+    import mlflow
+
+    from fedtwin import tracking
+
+    tracking.configure(get_settings())
+    feature = result["feature"]
+    with mlflow.start_run(
+        run_name="drift-monitor", tags={"kind": "drift", "status": feature["status"]}
+    ) as run:
+        mlflow.log_params({"reference_id": reference_id, "current_id": current_id})
+        mlflow.log_metrics(
+            {
+                "drift_share": float(feature["drift_share"]),
+                "n_drifted": float(len(feature["drifted_features"])),
+            }
+        )
+        for path in (result["html"], result["json"]):
+            mlflow.log_artifact(path, artifact_path="drift")
+        return str(run.info.run_id)
+
+
+@task
+def publish_summary(result: dict[str, Any], reference_id: str, current_id: str) -> str:
+    """A markdown artifact in the Prefect UI and the drift-over-time dashboard on disk."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from monitoring.dashboard import append_history, render_dashboard
+    from monitoring.detectors import DriftResult
+
+    s = get_settings()
+    feature = DriftResult.from_dict(result["feature"])
+    history = Path(s.monitoring_dir).resolve() / "history.jsonl"
+    append_history(history, feature, reference_window=reference_id, current_window=current_id)
+    page = render_dashboard(history, Path(s.monitoring_dir).resolve() / "dashboard.html")
+    top = sorted(feature.per_feature.items(), key=lambda kv: kv[1])[:8]
+    lines = [
+        f"## Drift check: **{feature.status}**",
+        f"{feature.reason}",
+        "",
+        f"- drifted share: {feature.drift_share:.2f} (threshold {feature.threshold:.2f}), "
+        f"reference {feature.n_reference} windows ({reference_id}), "
+        f"current {feature.n_current} ({current_id})",
+        f"- prediction drift: {(result.get('prediction') or {}).get('status', 'n/a')}",
+        f"- Evidently report: `{result['html']}`; dashboard: `{page}`",
+        "",
+        "| feature | score | drifted |",
+        "|---|---|---|",
+        *[f"| {k} | {v:.3g} | {'yes' if k in feature.drifted_features else ''} |" for k, v in top],
+    ]
+    create_markdown_artifact("\n".join(lines), key="fedtwin-drift", description="fedtwin drift check")
+    return str(page)
+
+
+@task(retries=2, retry_delay_seconds=1, timeout_seconds=30)
+def emit_drift_event(payload: dict[str, Any], fleet: str) -> str | None:
+    """Emit the Prefect event the retrain deployment's trigger matches."""
+    from prefect.events import emit_event
+
+    from monitoring.events import DRIFT_EVENT, fleet_resource
+
+    event = emit_event(event=DRIFT_EVENT, resource=fleet_resource(fleet), payload=payload)
+    get_run_logger().info("emitted %s for fleet %s", DRIFT_EVENT, fleet)
+    return None if event is None else str(event.id)
+
+
+@task
+def estimate_operating_point(windows: pd.DataFrame) -> dict[str, float]:
+    """The operating point the stream shows (median over windows of the level features)."""
+    from fedtwin.recalibrate import estimate_operating_point as estimate
+    from fedtwin.recalibrate import to_operating_point
+
+    # Each window's level features stand for a constant window, so the estimator's medians are over windows.
+    signals = {
+        "pressure": windows["pressure_mean_bar"].to_numpy()[:, None],
+        "flow": windows["flow_mean"].to_numpy()[:, None],
+        "speed": windows["speed_mean_rpm"].to_numpy()[:, None],
+        "current": windows["current_mean_a"].to_numpy()[:, None],
+    }
+    est = estimate({k: np.repeat(v, 2, axis=1) for k, v in signals.items()}, get_settings().sample_rate_hz)
+    op = to_operating_point(est)
+    get_run_logger().info("stream operating point: %s -> %s", est, op)
+    return {
+        "speed_rpm": float(op.speed_rpm),
+        "load_area_factor": float(op.load_area_factor),
+        "outlet_pressure_bar": float(est.outlet_pressure_bar),
+        "flow_lpm": float(est.flow_lpm),
+        "n_windows": float(est.n_windows),
+    }
