@@ -29,14 +29,20 @@ def build_deployments(train_cron: str = "0 3 * * *", monitor_interval_s: int = 3
     ]
 
 
-def main() -> None:
-    """Serve until interrupted (SIGINT stops it)."""
-    from prefect import serve
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted (SIGINT stops it); ``--only NAME`` serves a subset."""
+    import argparse
 
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", action="append", choices=["train", "retrain", "drift-monitor"])
+    args = parser.parse_args(argv)
     from fedtwin.cli import use_prefect_api
 
     use_prefect_api()
-    serve(*build_deployments())
+    from prefect import serve
+
+    deployments = [d for d in build_deployments() if not args.only or d.name in args.only]
+    serve(*deployments)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ from typing import Any
 
 from prefect import flow
 
-from fedtwin.datasets import FeatureTable, get_profile, site_ids
+from fedtwin.datasets import get_profile, load_windows, train_scenarios
 from fedtwin.settings import get_settings
-from plant_models import FAULTS, OperatingPoint
+from plant_models import FAULTS
 from tasks.registry import (
     finish_parent_run,
     load_champion,
@@ -35,35 +35,31 @@ def training_flow(
     compare: list[str] | None = None,
     reason: str = "manual",
 ) -> dict[str, Any]:
-    """Train the fault classifier at an operating point and promote it if it beats the champion."""
+    """Train the fault classifier around an operating point; promote it only if it beats the champion."""
     s = get_settings()
     names = list(dict.fromkeys([strategy or s.federated_strategy, *(compare or [])]))
-    prof, center = get_profile(profile), OperatingPoint(speed_rpm, load_area_factor)
+    rounds = rounds or s.federated_rounds
+    cfg = get_profile(profile, speed_rpm, load_area_factor)
     out_dir = str(
         Path(s.data_dir).resolve() / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}"
     )
-    futs = {
-        sid: simulate_site.submit(sid, f, prof, center, out_dir, i)
-        for i, (sid, f) in enumerate(zip(site_ids(), FAULTS, strict=True))
+    site_ids = list(train_scenarios(cfg))
+    futures = {sid: simulate_site.submit(sid, cfg, out_dir) for sid in [*site_ids, "holdout"]}
+    summaries = {sid: f.result() for sid, f in futures.items()}
+    holdout = summaries.pop("holdout")
+    for sid, summary in summaries.items():
+        validate_site(summary, [f for f in FAULTS if sid.startswith(f)])
+    validate_site(holdout, list(FAULTS))
+    run_params = {
+        "profile": profile,
+        "rounds": rounds,
+        "speed_rpm": speed_rpm,
+        "load_area_factor": load_area_factor,
+        "strategies": names,
+        "sites": site_ids,
     }
-    holdout_fut = simulate_site.submit("holdout", None, prof, center, out_dir)
-    sites = {sid: f.result() for sid, f in futs.items()}
-    holdout = holdout_fut.result()
-    for summary, fault in zip(sites.values(), FAULTS, strict=True):
-        validate_site(summary, fault)
-    validate_site(holdout, None)
-    parent = start_parent_run(
-        f"train-{reason}",
-        {
-            "profile": profile,
-            "rounds": rounds or s.federated_rounds,
-            "speed_rpm": speed_rpm,
-            "load_area_factor": load_area_factor,
-            "strategies": names,
-        },
-        {"reason": reason},
-    )
-    trained = {n: federate(n, sites, rounds or s.federated_rounds) for n in names}
+    parent = start_parent_run(f"train-{reason}", run_params, {"reason": reason})
+    trained = {n: federate(n, summaries, rounds) for n in names}
     reports = {n: evaluate(a, m, holdout) for n, (a, m, _) in trained.items()}
     children = {
         n: log_strategy_run(
@@ -71,7 +67,7 @@ def training_flow(
             n,
             a,
             m,
-            {"strategy": n, "profile": profile},
+            {"strategy": n, **run_params},
             scalar_metrics(reports[n]),
             reports[n]["confusion"].tolist(),
             reports[n]["subset_names"],
@@ -89,8 +85,8 @@ def training_flow(
     served = None
     if reg["promoted"]:
         served = promote_to_redis(trained[best][0], trained[best][1], reg)
-        table = FeatureTable.load(holdout.path)
-        store_reference(served, table.X[table.Y.sum(axis=1) == 0], list(trained[best][1]["feature_names"]))
+        lw = load_windows(holdout.path)
+        store_reference(served, lw.X[lw.Y.sum(axis=1) == 0], list(trained[best][1]["feature_names"]))
     return {
         "best": best,
         "exact_match": {n: reports[n][GATE] for n in names},

@@ -1,0 +1,52 @@
+"""Lumped-parameter triplex plunger pump: physics, faults as parameters, scenario sweeps, live chunks.
+
+Pure numpy (matplotlib only inside :func:`plot_overview`); importing this package has no side effects.
+
+- :func:`simulate` (one :class:`Scenario` -> ``{signal: array}`` of ``duration_s * fs`` samples after the
+  scenario's ``warmup_s``), :func:`simulate_batch` (many, vectorised; failures isolated in
+  :class:`RunResult`), :func:`simulate_truth` (plus physical ground truth).
+- :class:`LiveSimulator`: chunked live mode, equal to one long run with the same seed.
+- :func:`sweep`: full-factorial design of labelled scenarios.
+- Physics and numerical scheme: :mod:`plant_models.engine`; parameters: :class:`PumpParams`.
+"""
+
+from plant_models.params import P_ATM, PumpParams
+from plant_models.plots import plot_overview
+from plant_models.runner import LiveSimulator, RunResult, simulate, simulate_batch, simulate_truth
+from plant_models.scenario import (
+    ALL_FAULT_SETS,
+    BEARING_MAX,
+    FAULTS,
+    INLET_HEALTHY,
+    INLET_MIN,
+    LEAK_MAX,
+    SIGNALS,
+    Faults,
+    OperatingPoint,
+    Scenario,
+    SensorConfig,
+    sweep,
+)
+
+__all__ = [
+    "ALL_FAULT_SETS",
+    "BEARING_MAX",
+    "FAULTS",
+    "INLET_HEALTHY",
+    "INLET_MIN",
+    "LEAK_MAX",
+    "P_ATM",
+    "SIGNALS",
+    "Faults",
+    "LiveSimulator",
+    "OperatingPoint",
+    "PumpParams",
+    "RunResult",
+    "Scenario",
+    "SensorConfig",
+    "plot_overview",
+    "simulate",
+    "simulate_batch",
+    "simulate_truth",
+    "sweep",
+]

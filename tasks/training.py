@@ -13,10 +13,18 @@ from typing import Any
 import numpy as np
 from prefect import get_run_logger, task
 
-from fedtwin.datasets import FeatureTable, Profile, holdout_design, simulate_table, site_design
+from fedtwin.datasets import (
+    SweepConfig,
+    load_windows,
+    save_windows,
+    scenario_windows,
+    test_scenarios,
+    train_scenarios,
+    windows_frame,
+)
 from fedtwin.errors import DataValidationError
 from fedtwin.features import FEATURE_NAMES
-from plant_models import FAULTS, OperatingPoint
+from plant_models import FAULTS
 
 
 @dataclass(frozen=True)
@@ -31,64 +39,74 @@ class SiteSummary:
 
 
 @task(task_run_name="simulate-{site}")
-def simulate_site(
-    site: str,
-    fault: str | None,
-    profile: Profile,
-    center: OperatingPoint,
-    out_dir: str,
-    site_index: int = 0,
-    window_s: float = 1.0,
-) -> SiteSummary:
-    """Simulate one site's design (or the held-out design when ``fault`` is None) into a feature file."""
-    design = site_design(fault, profile, center, site_index) if fault else holdout_design(profile, center)
-    table = simulate_table(design, window_s)
-    path = table.save(Path(out_dir) / f"{site}.npz")
-    for err in table.errors:
-        get_run_logger().warning("%s: %s", site, err)
-    pos = {f: int(table.Y[:, k].sum()) for k, f in enumerate(FAULTS)}
-    return SiteSummary(site, str(path), len(table.X), pos, len(table.errors))
+def simulate_site(site: str, cfg: SweepConfig, out_dir: str) -> SiteSummary:
+    """Simulate one site's design (``holdout``: the held-out design) into a feature file kept at the site."""
+    design = test_scenarios(cfg) if site == "holdout" else train_scenarios(cfg)[site]
+    lw = scenario_windows(design, cfg.window_s)
+    path = save_windows(lw, Path(out_dir) / f"{site}.npz")
+    if lw.info.get("n_failed"):
+        get_run_logger().warning(
+            "%s: %d of %d runs failed", site, lw.info["n_failed"], lw.info["n_scenarios"]
+        )
+    pos = {f: int(lw.Y[:, k].sum()) for k, f in enumerate(FAULTS)}
+    return SiteSummary(site, str(path), len(lw.X), pos, int(lw.info.get("n_failed", 0)))
 
 
 @task(task_run_name="validate-{summary.site}")
-def validate_site(summary: SiteSummary, fault: str | None) -> dict[str, Any]:
+def validate_site(summary: SiteSummary, faults: list[str]) -> dict[str, Any]:
     """Great Expectations checks of a site's table; raises DataValidationError with readable reasons.
 
-    A site must hold both classes of its own fault; the held-out set (``fault=None``) both of every fault.
+    Each fault in ``faults`` must have both classes (a site: its own fault; the held-out set: every fault).
     """
     from fedtwin.validation import validate_dataset
 
-    df = FeatureTable.load(summary.path).frame()
-    outcome = validate_dataset(
-        df, signal_columns=list(FEATURE_NAMES), label_columns=[fault] if fault else list(FAULTS), min_rows=20
-    )
+    df = windows_frame(load_windows(summary.path), FEATURE_NAMES)
+    outcome = validate_dataset(df, signal_columns=list(FEATURE_NAMES), label_columns=faults, min_rows=20)
     if not outcome.success:
         raise DataValidationError(f"{summary.site}: data validation failed: " + "; ".join(outcome.failures))
     return {"site": summary.site, "rows": summary.rows, **outcome.stats}
 
 
+def _site_xy(summary: SiteSummary) -> tuple[np.ndarray, np.ndarray]:
+    lw = load_windows(summary.path)
+    return lw.X, lw.Y
+
+
+@task(task_run_name="gram-{summary.site}")
+def site_gram(summary: SiteSummary) -> dict[str, np.ndarray]:
+    """Sums of the site's healthy-baseline regression (normal equations), not rows."""
+    from federated.baseline import local_gram
+
+    return local_gram(*_site_xy(summary), list(FEATURE_NAMES))
+
+
+@task(task_run_name="residuals-{summary.site}")
+def site_residual_ss(summary: SiteSummary, baseline: Any) -> dict[str, np.ndarray]:
+    """Sum of squared healthy residuals per baseline target at the site."""
+    from federated.baseline import local_residual_ss
+
+    return local_residual_ss(*_site_xy(summary), list(FEATURE_NAMES), baseline)
+
+
 @task(task_run_name="stats-{summary.site}")
-def site_stats(summary: SiteSummary) -> dict[str, Any]:
-    """Per-feature count, sum and sum of squares of a site (federated scaling)."""
+def site_stats(summary: SiteSummary, config: dict[str, Any], params: list[np.ndarray]) -> dict[str, Any]:
+    """Per-column count, sum and sum of squares of the site's model inputs (federated scaling)."""
+    from federated.model import model_from_config
     from federated.stats import local_stats
 
-    return local_stats(FeatureTable.load(summary.path).X).to_dict()
+    model = model_from_config(config, params)
+    return local_stats(model.augment(_site_xy(summary)[0])).to_dict()
 
 
-@task(
-    task_run_name="update-{summary.site}-r{server_round}",
-    retries=2,
-    retry_delay_seconds=1,
-    timeout_seconds=600,
-)
+@task(task_run_name="update-{summary.site}-r{server_round}", retries=2, retry_delay_seconds=1)
 def site_update(
     summary: SiteSummary, server_round: int, params: list[np.ndarray], config: dict[str, Any]
 ) -> Any:
     """One site's local training on its own data; returns parameters, count and scalar metrics only."""
     from federated.client import ClientData, client_update
 
-    table = FeatureTable.load(summary.path)
-    return client_update(params, ClientData(table.X, table.Y.astype(float), summary.site), config)
+    X, Y = _site_xy(summary)
+    return client_update(params, ClientData(X, Y.astype(float), summary.site), config)
 
 
 @task
@@ -97,9 +115,8 @@ def evaluate(arrays: dict[str, np.ndarray], meta: dict[str, Any], holdout: SiteS
     from federated.evaluate import evaluate_model
     from federated.model import from_arrays
 
-    table = FeatureTable.load(holdout.path)
-    model = from_arrays(arrays, meta)
-    return dict(evaluate_model(model, table.X, table.Y))
+    lw = load_windows(holdout.path)
+    return dict(evaluate_model(from_arrays(arrays, meta), lw.X, lw.Y))
 
 
 def scalar_metrics(report: dict[str, Any]) -> dict[str, float]:
@@ -118,25 +135,37 @@ def federate(
     strategy_name: str,
     sites: dict[str, SiteSummary],
     rounds: int,
-    hyper: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], list[dict[str, float]]]:
     """Federated training inside a flow: scaling from site statistics, then per round one task per site.
 
     A site whose task fails (after its retries) is a failure of that round; the strategy's quorum decides
     whether the round counts. Returns the model as arrays + metadata and a per-round history.
     """
+    from federated.baseline import set_residual_scale, solve_baseline
     from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, to_arrays
+    from federated.pipeline import DEFAULT_FIT, DEFAULT_MODEL, DEFAULT_STRATEGY_KWARGS
     from federated.stats import FeatureStats, mean_std, merge_stats
     from federated.strategy import ClientFailure, make_strategy
 
     logger = get_run_logger()
-    stats = [FeatureStats.from_dict(f.result()) for f in [site_stats.submit(s) for s in sites.values()]]
-    mean, scale = mean_std(merge_stats(stats))
-    hyper = {"hidden": 16, "local_epochs": 5, "learning_rate": 0.01, "batch_size": 64, **(hyper or {})}
-    model = FaultClassifier(hidden=int(hyper["hidden"]), feature_names=FEATURE_NAMES, fault_names=FAULTS)
-    model.initialize(len(FEATURE_NAMES), mean, scale)
-    fit_config = {"model": model_config(model), **{k: v for k, v in hyper.items() if k != "hidden"}}
-    strategy = make_strategy(strategy_name, fit_config, min_fit_clients=max(1, len(sites) - 1))
+    names = list(FEATURE_NAMES)
+    # Round 0 from site statistics only: healthy baseline (normal equations), its residual scale, the scaler.
+    baseline = solve_baseline(f.result() for f in [site_gram.submit(x) for x in sites.values()])
+    ss = [f.result() for f in [site_residual_ss.submit(x, baseline) for x in sites.values()]]
+    model = FaultClassifier(
+        **DEFAULT_MODEL, feature_names=tuple(names), fault_names=FAULTS, random_state=seed
+    )
+    model.initialize(len(names), None, None, set_residual_scale(baseline, ss))
+    cfg0, p0 = model_config(model), get_parameters(model)
+    futures0 = [site_stats.submit(x, cfg0, p0) for x in sites.values()]
+    stats = [FeatureStats.from_dict(f.result()) for f in futures0]
+    model.mean_, model.scale_ = mean_std(merge_stats(stats))
+    fit_config = {**DEFAULT_FIT, "model": model_config(model)}
+    kwargs = DEFAULT_STRATEGY_KWARGS.get(strategy_name, {})
+    strategy = make_strategy(
+        strategy_name, fit_config, min_fit_clients=min(2, len(sites)), seed=seed, **kwargs
+    )
     params = get_parameters(model)
     history: list[dict[str, float]] = []
     for rnd in range(1, rounds + 1):

@@ -8,7 +8,10 @@ from fedtwin.model_store import pack_arrays, sign, unpack_arrays, verify
 
 
 def test_arrays_round_trip_exactly() -> None:
-    arrays = {"w0": np.arange(6, dtype=np.float64).reshape(2, 3), "b0": np.array([1.5, -2.0], dtype=np.float32)}
+    arrays = {
+        "w0": np.arange(6, dtype=np.float64).reshape(2, 3),
+        "b0": np.array([1.5, -2.0], dtype=np.float32),
+    }
     back = unpack_arrays(pack_arrays(arrays))
     assert set(back) == {"w0", "b0"}
     np.testing.assert_array_equal(back["w0"], arrays["w0"])

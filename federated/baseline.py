@@ -1,0 +1,146 @@
+"""Healthy-baseline residuals, fitted federatedly: a digital-twin reference of what a healthy pump reads.
+
+Many fault signatures are small shifts of operating-point-dependent quantities (a blocked inlet raises motor
+current by ~0.1 % at the smallest severities, while current varies by tens of percent with speed and load).
+A quadratic model of each target feature in the operating point (outlet pressure, speed) is fitted on healthy
+rows by least squares from clients' sufficient statistics (``Phi^T Phi``, ``Phi^T T``, residual sum of
+squares: sums over rows, never rows). The classifier then sees ``asinh(residual / healthy residual std)``:
+about +-1 when healthy, a few units for a small fault, log-compressed for large ones: one scaling suits all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BASELINE_INPUTS: tuple[str, ...] = ("pressure_mean_bar", "speed_mean_rpm")
+BASELINE_TARGETS: tuple[str, ...] = (
+    "current_mean_a",
+    "volumetric_efficiency",
+    "flow_order3_rel",
+    "flow_order6_rel",
+    "pressure_order3_rel",
+    "tsa_flow_min_rel",
+    "current_order3_abs",
+    "speed_order3_abs",
+)
+_INPUT_REF = (7.0, 1916.0)  # nominal outlet bar, motor rpm: keeps the polynomial well conditioned
+
+
+@dataclass(frozen=True)
+class HealthyBaseline:
+    """Quadratic healthy model ``target ~ poly2(inputs / input_ref)`` and its healthy residual std."""
+
+    inputs: tuple[str, ...]
+    targets: tuple[str, ...]
+    input_ref: np.ndarray
+    coef: np.ndarray  # (n_poly, n_targets)
+    scale: np.ndarray  # (n_targets,)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Names of the residual features appended to the input."""
+        return tuple(f"resid_{t}" for t in self.targets)
+
+    def transform(self, X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
+        """``asinh(residual / scale)`` per target, shape (n, n_targets)."""
+        idx_in = [list(feature_names).index(n) for n in self.inputs]
+        idx_t = [list(feature_names).index(n) for n in self.targets]
+        phi = design(X[:, idx_in], self.input_ref)
+        return np.arcsinh((X[:, idx_t] - phi @ self.coef) / self.scale)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form (used in model metadata / client config)."""
+        return {
+            "inputs": list(self.inputs),
+            "targets": list(self.targets),
+            "input_ref": self.input_ref.tolist(),
+            "coef": self.coef.tolist(),
+            "scale": self.scale.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> HealthyBaseline:
+        """Inverse of :meth:`to_json`, with shape checks."""
+        b = cls(
+            tuple(d["inputs"]),
+            tuple(d["targets"]),
+            np.asarray(d["input_ref"], dtype=np.float64),
+            np.asarray(d["coef"], dtype=np.float64),
+            np.asarray(d["scale"], dtype=np.float64),
+        )
+        n_poly = design(np.zeros((1, len(b.inputs))), b.input_ref).shape[1]
+        if b.coef.shape != (n_poly, len(b.targets)) or b.scale.shape != (len(b.targets),):
+            raise ValueError("baseline coef/scale shapes do not match inputs/targets")
+        if not (np.all(np.isfinite(b.coef)) and np.all(b.scale > 0)):
+            raise ValueError("baseline coef must be finite and scale > 0")
+        return b
+
+
+def design(U: np.ndarray, input_ref: np.ndarray) -> np.ndarray:
+    """Quadratic design matrix [1, u_i, u_i u_j] of inputs normalised by ``input_ref``."""
+    u = np.asarray(U, dtype=np.float64) / input_ref
+    cols = [np.ones(len(u))] + [u[:, i] for i in range(u.shape[1])]
+    cols += [u[:, i] * u[:, j] for i in range(u.shape[1]) for j in range(i, u.shape[1])]
+    return np.column_stack(cols)
+
+
+def _healthy(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    return np.asarray(X)[np.asarray(Y).sum(axis=1) == 0]
+
+
+def local_gram(
+    X: np.ndarray,
+    Y: np.ndarray,
+    feature_names: Sequence[str],
+    inputs: Sequence[str] = BASELINE_INPUTS,
+    targets: Sequence[str] = BASELINE_TARGETS,
+) -> dict[str, np.ndarray]:
+    """A client's healthy-row sufficient statistics: ``Phi^T Phi``, ``Phi^T T`` and the row count."""
+    H = _healthy(X, Y)
+    names = list(feature_names)
+    phi = design(H[:, [names.index(n) for n in inputs]], np.asarray(_INPUT_REF[: len(inputs)]))
+    T = H[:, [names.index(n) for n in targets]]
+    return {"gram": phi.T @ phi, "cross": phi.T @ T, "count": np.array(float(len(H)))}
+
+
+def solve_baseline(
+    grams: Iterable[Mapping[str, np.ndarray]],
+    inputs: Sequence[str] = BASELINE_INPUTS,
+    targets: Sequence[str] = BASELINE_TARGETS,
+    ridge: float = 1e-9,
+) -> HealthyBaseline:
+    """Least-squares coefficients from summed statistics (scale set to 1 until :func:`set_residual_scale`)."""
+    items = list(grams)
+    G = np.sum([g["gram"] for g in items], axis=0)
+    C = np.sum([g["cross"] for g in items], axis=0)
+    n = float(np.sum([g["count"] for g in items]))
+    if n < G.shape[0] * 3:
+        raise ValueError(f"too few healthy rows ({n:g}) to fit a {G.shape[0]}-term baseline")
+    coef = np.linalg.solve(G + ridge * n * np.eye(G.shape[0]), C)
+    ref = np.asarray(_INPUT_REF[: len(inputs)], dtype=np.float64)
+    return HealthyBaseline(tuple(inputs), tuple(targets), ref, coef, np.ones(len(targets)))
+
+
+def local_residual_ss(
+    X: np.ndarray, Y: np.ndarray, feature_names: Sequence[str], baseline: HealthyBaseline
+) -> dict[str, np.ndarray]:
+    """A client's healthy-row residual sum of squares per target and count."""
+    H = _healthy(X, Y)
+    names = list(feature_names)
+    phi = design(H[:, [names.index(n) for n in baseline.inputs]], baseline.input_ref)
+    R = H[:, [names.index(n) for n in baseline.targets]] - phi @ baseline.coef
+    return {"ss": np.square(R).sum(axis=0), "count": np.array(float(len(H)))}
+
+
+def set_residual_scale(baseline: HealthyBaseline, ss: Iterable[Mapping[str, np.ndarray]]) -> HealthyBaseline:
+    """Baseline with ``scale`` = pooled healthy residual RMS (floored so a perfect fit cannot divide by 0)."""
+    items = list(ss)
+    total = np.sum([s["ss"] for s in items], axis=0)
+    n = float(np.sum([s["count"] for s in items]))
+    rms = np.sqrt(total / max(n, 1.0))
+    scale = np.maximum(rms, 1e-9 + 1e-6 * np.abs(baseline.coef[0]))
+    return HealthyBaseline(baseline.inputs, baseline.targets, baseline.input_ref, baseline.coef, scale)

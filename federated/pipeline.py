@@ -1,0 +1,115 @@
+"""Pure federated training recipes shared by the benchmark and the Prefect tasks.
+
+The round-0 model from client statistics, the centralised baseline, and ``train_strategy``; the data sets
+live in fedtwin.datasets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from federated.baseline import local_gram, local_residual_ss, set_residual_scale, solve_baseline
+from federated.client import ClientData
+from federated.model import FaultClassifier, get_parameters, model_config, set_parameters
+from federated.server import FederatedHistory, run_federated
+from federated.stats import local_stats, mean_std, merge_stats
+from federated.strategy import STRATEGIES, make_strategy
+from fedtwin.features import FEATURE_NAMES
+
+logger = logging.getLogger(__name__)
+
+
+def federated_scaler(clients: Mapping[str, ClientData]) -> tuple[np.ndarray, np.ndarray]:
+    """Feature mean/std from the clients' (count, sum, sum of squares) only."""
+    return mean_std(merge_stats(local_stats(c.X) for c in clients.values()))
+
+
+DEFAULT_MODEL: dict[str, Any] = {"hidden": 16, "learning_rate": 0.005, "batch_size": 64, "alpha": 1e-4}
+# Clients use SGD: see federated.model.train_local on why Adam fails under extreme label skew.
+DEFAULT_FIT: dict[str, Any] = {"local_epochs": 2, "optimizer": "sgd", "learning_rate": 0.1}
+DEFAULT_STRATEGY_KWARGS: dict[str, dict[str, Any]] = {
+    "fedprox": {"proximal_mu": 0.1},
+    "fedadam": {"server_learning_rate": 0.02},
+    "fedtrimmedavg": {"beta": 0.2},
+    "krum": {"num_byzantine": 1, "num_selected": 1},
+}
+
+
+def initial_model(
+    clients: Mapping[str, ClientData],
+    seed: int = 0,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    use_baseline: bool = True,
+    **model_kwargs: Any,
+) -> FaultClassifier:
+    """Global model at round 0 from client statistics only: healthy baseline (Gram sums), then the scaler of
+    the augmented input (count, sum, sum of squares), then fresh weights."""
+    names = list(feature_names)
+    model = FaultClassifier(
+        **{**DEFAULT_MODEL, **model_kwargs}, feature_names=tuple(names), random_state=seed
+    )
+    baseline = None
+    if use_baseline:
+        base = solve_baseline(local_gram(c.X, c.Y, names) for c in clients.values())
+        baseline = set_residual_scale(
+            base, [local_residual_ss(c.X, c.Y, names, base) for c in clients.values()]
+        )
+    model.initialize(len(names), None, None, baseline)
+    model.mean_, model.scale_ = mean_std(
+        merge_stats(local_stats(model.augment(c.X)) for c in clients.values())
+    )
+    return model
+
+
+def train_centralised(
+    clients: Mapping[str, ClientData], seed: int = 0, epochs: int = 60, **model_kwargs: Any
+) -> FaultClassifier:
+    """Baseline: the same model trained on the pooled rows (what federation is compared against)."""
+    model = initial_model(clients, seed, **model_kwargs)
+    X = np.vstack([c.X for c in clients.values()])
+    Y = np.vstack([c.Y for c in clients.values()])
+    from federated.model import train_local
+
+    train_local(model, X, Y, epochs=epochs, seed=seed)
+    return model
+
+
+def train_strategy(
+    name: str,
+    clients: Mapping[str, ClientData],
+    *,
+    rounds: int = 30,
+    seed: int = 0,
+    fit_config: Mapping[str, Any] | None = None,
+    strategy_kwargs: Mapping[str, Any] | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    centralised_epochs: int = 60,
+    **run_kwargs: Any,
+) -> tuple[FaultClassifier, FederatedHistory | None]:
+    """Train one strategy (``fedavg`` ... ``krum``, ``ensemble``, ``centralised``); returns model, history.
+
+    ``ensemble`` runs one round in which every site trains and calibrates its own fault head with
+    ``local_epochs`` defaulting to ``centralised_epochs``.
+    """
+    model_kwargs = dict(model_kwargs or {})
+    if name == "centralised":
+        return train_centralised(clients, seed, centralised_epochs, **model_kwargs), None
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; known: {[*STRATEGIES, 'centralised']}")
+    model = initial_model(clients, seed, **model_kwargs)
+    fit = {**DEFAULT_FIT, **(fit_config or {}), "model": model_config(model)}
+    kwargs = {**DEFAULT_STRATEGY_KWARGS.get(name, {}), **(strategy_kwargs or {})}
+    if name == "ensemble":
+        # Each expert trains alone on its own data: pooled-style Adam and epochs.
+        fit["local_epochs"] = (fit_config or {}).get("local_epochs", centralised_epochs)
+        fit["optimizer"] = (fit_config or {}).get("optimizer", "adam")
+        fit["learning_rate"] = (fit_config or {}).get("learning_rate")
+        rounds = 1
+    strategy = make_strategy(name, fit, seed=seed, **kwargs)
+    history = run_federated(strategy, clients, rounds, get_parameters(model), **run_kwargs)
+    set_parameters(model, history.params)
+    return model, history

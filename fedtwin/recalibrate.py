@@ -1,0 +1,238 @@
+"""Estimate the plant's operating point from streamed healthy data, for the retrain flow's recalibration.
+
+The speed sensor reports **motor** speed; the crank (``OperatingPoint.speed_rpm``) turns ``gear_ratio`` times
+slower (reference design: motor ~1916 rpm, crank ~958 rpm). The load is the outlet orifice's area factor
+(``OperatingPoint.load_area_factor``): the orifice discharges to atmosphere, so in steady state the mean flow
+through it equals the pump's mean discharge, ``Q = Cd * A * f * mean(sqrt(2 * p_gauge / rho))``, which gives
+``f`` in closed form per window. ``to_operating_point`` can refine it against the simulator (one vectorised
+batch run), which also absorbs what the closed form ignores (pulsation through the manifold, relief flow).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from plant_models import OperatingPoint, PumpParams, Scenario, SensorConfig, simulate_batch
+
+REQUIRED_SIGNALS = ("pressure", "flow", "speed")
+LOAD_FACTOR_RANGE = (0.2, 5.0)  # OperatingPoint's valid load_area_factor span
+CRANK_RPM_MAX = 1500.0  # OperatingPoint's valid speed_rpm upper bound
+RELIEF_MARGIN_BAR = 0.3  # mean pressure this close to the relief cracking pressure: load is not identifiable
+
+
+@dataclass
+class OperatingPointEstimate:
+    """Robust (median over windows) operating point seen in healthy data.
+
+    Attributes
+    ----------
+    speed_rpm : float
+        Crank speed (rpm), i.e. measured motor speed / gear ratio; comparable to ``OperatingPoint.speed_rpm``.
+    motor_speed_rpm : float
+        Measured motor speed (rpm).
+    outlet_pressure_bar, flow_lpm, current_a : float
+        Mean outlet gauge pressure (bar), discharge flow (L/min) and motor current (A; NaN if not streamed).
+    load_area_factor : float
+        Closed-form orifice estimate of ``OperatingPoint.load_area_factor`` (not clipped).
+    n_windows : int
+        Windows the medians are taken over.
+    spread : dict of str to float
+        Robust standard deviation across windows (1.4826 * MAD) of each quantity above, same units.
+    relief_limited : bool
+        Mean pressure sits at the relief valve: pressure no longer reflects the load, and
+        ``load_area_factor`` is only an upper bound.
+    notes : list of str
+        Human-readable caveats.
+    """
+
+    speed_rpm: float
+    motor_speed_rpm: float
+    outlet_pressure_bar: float
+    flow_lpm: float
+    current_a: float
+    load_area_factor: float
+    n_windows: int
+    spread: dict[str, float] = field(default_factory=dict)
+    relief_limited: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> float:
+        """Rough 0..1 trust: 1 - worst relative spread of speed, pressure and flow; 0 at the relief."""
+        if self.relief_limited:
+            return 0.0
+        rel = [
+            self.spread.get(k, 0.0) / max(abs(v), 1e-9)
+            for k, v in (
+                ("speed_rpm", self.speed_rpm),
+                ("outlet_pressure_bar", self.outlet_pressure_bar),
+                ("flow_lpm", self.flow_lpm),
+            )
+        ]
+        return float(np.clip(1.0 - max(rel), 0.0, 1.0))
+
+
+def _windows(values: np.ndarray, per_window: int) -> np.ndarray:
+    """Rows = windows: 2-D input is taken as already windowed; 1-D is cut into whole windows."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim != 1:
+        raise ValueError(f"signals must be 1-D streams or 2-D (windows x samples), got {arr.ndim}-D")
+    n = arr.size // per_window
+    return arr[: n * per_window].reshape(n, per_window)
+
+
+def _robust_std(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else math.nan
+
+
+def _orifice_k(params: PumpParams) -> float:
+    """Flow per sqrt(Pa) through the load orifice at factor 1 (m^3/s/sqrt(Pa))."""
+    return params.discharge_coeff * math.sqrt(2.0 / params.fluid_density_kg_m3) * params.load_area_m2
+
+
+def estimate_operating_point(
+    signals: Mapping[str, np.ndarray],
+    fs: float,
+    *,
+    params: PumpParams | None = None,
+    window_s: float = 1.0,
+    min_windows: int = 3,
+) -> OperatingPointEstimate:
+    """Estimate speed, outlet pressure, flow and load factor from healthy sensor data.
+
+    Parameters
+    ----------
+    signals : mapping of str to numpy.ndarray
+        ``pressure`` (bar gauge), ``flow`` (L/min), ``speed`` (motor rpm), optionally ``current`` (A); each a
+        1-D stream (cut into ``window_s`` windows) or a 2-D array with one window per row.
+    fs : float
+        Sample rate (Hz) of the streams.
+    params : PumpParams, optional
+        Plant parameters (gear ratio, load orifice); default the reference design.
+    window_s : float
+        Window length for 1-D streams; whole crank revolutions are not needed at >= ~0.5 s.
+    min_windows : int
+        Fewest windows accepted; fewer raise ``ValueError``.
+
+    Raises
+    ------
+    ValueError
+        A required signal is missing, has non-finite values, windows are too few, or speed is not positive.
+    """
+    params = params or PumpParams()
+    missing = [s for s in REQUIRED_SIGNALS if s not in signals]
+    if missing:
+        raise ValueError(f"signals lack {', '.join(missing)}; need {', '.join(REQUIRED_SIGNALS)}")
+    per_window = max(1, round(window_s * fs))
+    names = [*REQUIRED_SIGNALS, *(["current"] if "current" in signals else [])]
+    win = {name: _windows(signals[name], per_window) for name in names}
+    for name, arr in win.items():
+        if not np.isfinite(arr).all():
+            raise ValueError(f"signal {name} has {int((~np.isfinite(arr)).sum())} non-finite values")
+    n_windows = min(arr.shape[0] for arr in win.values())
+    if n_windows < min_windows:
+        raise ValueError(
+            f"only {n_windows} windows of {per_window} samples; need at least {min_windows} "
+            f"({min_windows * window_s:g} s at {fs:g} Hz)"
+        )
+    win = {name: arr[:n_windows] for name, arr in win.items()}
+    motor = win["speed"].mean(axis=1)
+    pressure = win["pressure"].mean(axis=1)
+    flow = win["flow"].mean(axis=1)
+    current = win["current"].mean(axis=1) if "current" in win else np.full(n_windows, math.nan)
+    if np.median(motor) <= 0.0:
+        raise ValueError(f"median motor speed {np.median(motor):.3g} rpm is not positive; pump stopped?")
+    # Mean of sqrt(p) per sample, not sqrt of the mean: the orifice passes flow with the pulsating pressure.
+    sqrt_dp = np.sqrt(np.clip(win["pressure"], 0.0, None) * 1e5).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        load = (flow / 60_000.0) / (_orifice_k(params) * sqrt_dp)
+    load = np.where(np.isfinite(load), load, math.inf)
+    per_quantity = {
+        "speed_rpm": motor / params.gear_ratio,
+        "motor_speed_rpm": motor,
+        "outlet_pressure_bar": pressure,
+        "flow_lpm": flow,
+        "current_a": current,
+        "load_area_factor": load,
+    }
+    med = {k: float(np.median(v)) for k, v in per_quantity.items()}
+    spread = {k: _robust_std(v) for k, v in per_quantity.items()}
+    notes: list[str] = []
+    relief_bar = params.relief_crack_pa * 1e-5
+    relief_limited = med["outlet_pressure_bar"] >= relief_bar - RELIEF_MARGIN_BAR
+    if relief_limited:
+        notes.append(
+            f"mean outlet pressure {med['outlet_pressure_bar']:.2f} bar is at the relief valve "
+            f"({relief_bar:g} bar): load factor {med['load_area_factor']:.3g} is an upper bound"
+        )
+    if med["speed_rpm"] > CRANK_RPM_MAX:
+        notes.append(
+            f"crank speed {med['speed_rpm']:.0f} rpm exceeds the model's {CRANK_RPM_MAX:g} rpm limit"
+        )
+    return OperatingPointEstimate(
+        n_windows=n_windows, spread=spread, relief_limited=relief_limited, notes=notes, **med
+    )
+
+
+def _clip_load(value: float) -> float:
+    return float(np.clip(value, *LOAD_FACTOR_RANGE))
+
+
+def to_operating_point(
+    estimate: OperatingPointEstimate,
+    params: PumpParams | None = None,
+    *,
+    refine: bool = True,
+    span: float = 0.25,
+    n_candidates: int = 9,
+    duration_s: float = 0.6,
+) -> OperatingPoint:
+    """Turn an estimate into the simulator's ``OperatingPoint`` (crank rpm + load area factor).
+
+    With ``refine``, simulates ``n_candidates`` noise-free healthy runs at the estimated speed with load
+    factors within ``+-span`` (log scale) of the closed-form value, in one vectorised batch (~1 s), and
+    interpolates the factor whose mean outlet pressure matches the measured one. Refinement is skipped when
+    the pressure sits at the relief valve (the load is not identifiable there) or falls outside the
+    candidates' range; the closed-form value, clipped to [0.2, 5], is used then.
+    """
+    params = params or PumpParams()
+    speed = float(np.clip(estimate.speed_rpm, 1e-3, CRANK_RPM_MAX))
+    guess = _clip_load(estimate.load_area_factor)
+    if not refine or estimate.relief_limited:
+        return OperatingPoint(speed_rpm=speed, load_area_factor=guess)
+    factors = np.unique(np.clip(guess * np.exp(np.linspace(-span, span, n_candidates)), *LOAD_FACTOR_RANGE))
+    quiet = SensorConfig(
+        noise_pressure=0.0, noise_flow=0.0, noise_speed=0.0, noise_current=0.0,
+        quant_pressure=0.0, quant_flow=0.0, quant_speed=0.0, quant_current=0.0,
+    )  # fmt: skip
+    runs = simulate_batch(
+        [
+            Scenario(
+                op=OperatingPoint(speed_rpm=speed, load_area_factor=float(f)),
+                duration_s=duration_s,
+                sensors=quiet,
+                seed=0,
+            )
+            for f in factors
+        ],
+        params,
+    )
+    ok = [(f, float(r.signals["pressure"].mean())) for f, r in zip(factors, runs, strict=True) if r.signals]
+    if len(ok) < 2:
+        return OperatingPoint(speed_rpm=speed, load_area_factor=guess)
+    f_ok = np.array([f for f, _ in ok])
+    p_ok = np.array([p for _, p in ok])
+    target = estimate.outlet_pressure_bar
+    # Pressure falls monotonically with the orifice area; interpolate in log-log where it is ~a power law.
+    order = np.argsort(p_ok)
+    p_sorted, f_sorted = p_ok[order], f_ok[order]
+    if not (p_sorted[0] <= target <= p_sorted[-1]) or target <= 0.0 or p_sorted[0] <= 0.0:
+        return OperatingPoint(speed_rpm=speed, load_area_factor=guess)
+    log_f = np.interp(np.log(target), np.log(p_sorted), np.log(f_sorted))
+    return OperatingPoint(speed_rpm=speed, load_area_factor=_clip_load(float(np.exp(log_f))))
