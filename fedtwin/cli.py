@@ -120,7 +120,13 @@ def _mount_optional() -> None:
         from fedtwin.cli_stream import app as stream_app
     except ImportError:
         return
-    app.add_typer(stream_app, name="stream", help="Live plant, fault injection and the scorer.")
+    # `fedtwin inject` and `fedtwin score` at the top level; the live plant as `fedtwin plant run`.
+    for cmd in stream_app.registered_commands:
+        name = cmd.name or (cmd.callback.__name__ if cmd.callback else "")
+        if name == "plant":
+            plant_app.command("run", help=cmd.help)(cmd.callback)  # type: ignore[arg-type]
+        else:
+            app.registered_commands.append(cmd)
 
 
 def main() -> None:

@@ -63,10 +63,13 @@ class Settings(BaseSettings):
     sample_rate_hz: float = Field(1000.0, gt=0, description="Sensor sample rate (Hz)")
     chunk_s: float = Field(0.1, gt=0, description="Live plant chunk length (s)")
     federated_strategy: str = Field("fedavg", description="Aggregation rule used for the production model")
-    federated_rounds: int = Field(10, ge=1, description="Federated rounds per training run")
+    federated_rounds: int = Field(30, ge=1, description="Federated rounds per training run")
     alert_raise_windows: int = Field(2, ge=1, description="Consecutive faulty windows that raise an alert")
     alert_clear_windows: int = Field(3, ge=1, description="Consecutive healthy windows that clear an alert")
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted features that means drift")
+    scorer_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Port of the scorer's Prometheus /metrics (unset: not served)"
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

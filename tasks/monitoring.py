@@ -40,7 +40,7 @@ def load_reference() -> tuple[pd.DataFrame, str] | None:
 
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
 def read_recent_windows(count: int, since_s: float | None = None) -> tuple[pd.DataFrame, str]:
-    """The last ``count`` scored windows from the scorer's Redis stream (optionally newer than ``since_s``).
+    """The last ``count`` scored windows from the scorer's Redis stream (optionally scored after ``since_s``).
 
     Returns a frame with one column per feature plus ``asset``, ``window_start`` and ``model_version``, and an
     id naming the stream range it covers.
@@ -48,14 +48,13 @@ def read_recent_windows(count: int, since_s: float | None = None) -> tuple[pd.Da
     from fedtwin.features import FEATURE_NAMES
 
     s = get_settings()
-    entries = _redis().xrevrange(s.key("features"), count=count)
+    # Stream ids are the wall-clock ms of scoring; window times are plant time, which may run behind.
+    low = "-" if since_s is None else f"{int(since_s * 1000)}-0"
+    entries = _redis().xrevrange(s.key("features"), max="+", min=low, count=count)
     rows, starts, assets, versions = [], [], [], []
     for _id, f in reversed(entries):
-        start = float(f[b"window_start"])
-        if since_s is not None and start < since_s:
-            continue
         rows.append(json.loads(f[b"x"]))
-        starts.append(start)
+        starts.append(float(f[b"window_start"]))
         assets.append(f[b"asset"].decode())
         versions.append(int(f[b"model_version"]))
     frame = (

@@ -62,16 +62,13 @@ def shift_operating_point(
     return set_operating_point(get_settings(), asset, speed_rpm=speed_rpm, load_area_factor=load_area_factor)
 
 
-def read_alerts(since_id: str = "0-0") -> list[dict[str, Any]]:
-    """Alerts from the Redis alert stream, oldest first."""
+def read_stream(name: str, field: str, since_s: float = 0.0) -> list[dict[str, Any]]:
+    """JSON records of one of fedtwin's Redis streams (``alerts``, ``truth``) added since a wall time."""
     import json
 
     import redis
 
     s = get_settings()
     client = redis.Redis.from_url(s.redis_url)
-    out = []
-    for _id, fields in client.xrange(s.key("alerts"), min=since_id):
-        raw = fields[b"alert"]
-        out.append(json.loads(raw))
-    return out
+    entries = client.xrange(s.key(name), min=f"{int(since_s * 1000)}-0")
+    return [json.loads(fields[field.encode()]) for _id, fields in entries]
