@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/fedtwin demo
 
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests/unit tests/integration
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit

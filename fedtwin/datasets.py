@@ -275,3 +275,13 @@ def windows_frame(lw: LabelledWindows, feature_names: Sequence[str]) -> Any:
     for k, f in enumerate(FAULT_NAMES):
         df[f] = lw.Y[:, k].astype(int)
     return df
+
+
+def reference_scenarios(
+    speed_rpm: float, load_area_factor: float, runs: int = 30, duration_s: float = 2.0, seed: int = 7_000_000
+) -> list[Any]:
+    """Healthy runs at exactly the design operating point: what the drift monitor compares the stream with."""
+    from plant_models import Faults, OperatingPoint, Scenario
+
+    op = OperatingPoint(speed_rpm=speed_rpm, load_area_factor=load_area_factor)
+    return [Scenario(faults=Faults(), op=op, seed=seed + k, duration_s=duration_s) for k in range(runs)]

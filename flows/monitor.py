@@ -44,4 +44,11 @@ def drift_monitor_flow(
             report=result["html"],
         )
         emit_drift_event(payload, fleet)
-    return {"status": "drift" if drifted else feature["status"], "reason": feature["reason"], **result}
+    status = "drift" if drifted else feature["status"]
+    return {
+        "status": status,
+        "reason": feature["reason"],
+        "reference_id": ref_id,
+        "current_id": cur_id,
+        **result,
+    }

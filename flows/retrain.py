@@ -15,7 +15,8 @@ def retrain_flow(
     drift: dict[str, Any] | None = None, profile: str = "demo", windows: int = 240
 ) -> dict[str, Any]:
     """Estimate the new operating point from streamed windows, re-simulate there, retrain, gate, promote."""
-    recent, cur_id = read_recent_windows(windows)
+    # The windows that drifted, when the event names them; else the most recent ones.
+    recent, cur_id = read_recent_windows(windows, window_ids=(drift or {}).get("current_id"))
     if len(recent) < 10:
         raise ValueError(f"only {len(recent)} streamed windows ({cur_id}): not enough to recalibrate")
     op = estimate_operating_point(recent)

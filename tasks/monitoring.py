@@ -39,27 +39,30 @@ def load_reference() -> tuple[pd.DataFrame, str] | None:
 
 
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
-def read_recent_windows(count: int, since_s: float | None = None) -> tuple[pd.DataFrame, str]:
+def read_recent_windows(
+    count: int, since_s: float | None = None, window_ids: str | None = None
+) -> tuple[pd.DataFrame, str]:
     """The last ``count`` scored windows from the scorer's Redis stream (optionally scored after ``since_s``).
 
     Returns a frame with one column per feature plus ``asset``, ``window_start`` and ``model_version``, and an
-    id naming the stream range it covers.
+    id naming the stream range it covers; ``window_ids`` (such an id) reads exactly that range again.
     """
     from fedtwin.features import FEATURE_NAMES
 
     s = get_settings()
     # Stream ids are the wall-clock ms of scoring; window times are plant time, which may run behind.
-    low = "-" if since_s is None else f"{int(since_s * 1000)}-0"
-    entries = _redis().xrevrange(s.key("features"), max="+", min=low, count=count)
+    low, high = "-" if since_s is None else f"{int(since_s * 1000)}-0", "+"
+    if window_ids and window_ids.startswith("features:") and ".." in window_ids:
+        low, high = window_ids.removeprefix("features:").split("..", 1)
+    entries = _redis().xrevrange(s.key("features"), max=high, min=low, count=count)
     rows, starts, assets, versions = [], [], [], []
     for _id, f in reversed(entries):
         rows.append(json.loads(f[b"x"]))
         starts.append(float(f[b"window_start"]))
         assets.append(f[b"asset"].decode())
         versions.append(int(f[b"model_version"]))
-    frame = (
-        pd.DataFrame(rows, columns=list(FEATURE_NAMES)) if rows else pd.DataFrame(columns=list(FEATURE_NAMES))
-    )
+    values = np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURE_NAMES))
+    frame = pd.DataFrame(values, columns=list(FEATURE_NAMES))
     frame["asset"], frame["window_start"], frame["model_version"] = assets, starts, versions
     ident = f"features:{entries[-1][0].decode()}..{entries[0][0].decode()}" if entries else "features:empty"
     return frame, ident

@@ -52,6 +52,14 @@ def simulate_site(site: str, cfg: SweepConfig, out_dir: str) -> SiteSummary:
     return SiteSummary(site, str(path), len(lw.X), pos, int(lw.info.get("n_failed", 0)))
 
 
+@task
+def simulate_reference(speed_rpm: float, load_area_factor: float, window_s: float) -> np.ndarray:
+    """Healthy feature windows at the design operating point (the drift monitor's reference)."""
+    from fedtwin.datasets import reference_scenarios
+
+    return scenario_windows(reference_scenarios(speed_rpm, load_area_factor), window_s).X
+
+
 @task(task_run_name="validate-{summary.site}")
 def validate_site(summary: SiteSummary, faults: list[str]) -> dict[str, Any]:
     """Great Expectations checks of a site's table; raises DataValidationError with readable reasons.

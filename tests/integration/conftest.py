@@ -43,9 +43,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def fedtwin_env(
-    tansu: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
+def fedtwin_env(tansu: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """FEDTWIN_* variables for a whole test session: own topics, own Redis prefix, temporary MLflow store."""
     import redis
 
@@ -94,6 +92,14 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def trained(fedtwin_env: Settings, prefect_api: None) -> dict:
+    """The training flow run once per session on the real services (demo profile, default rounds)."""
+    from flows.training import training_flow
+
+    return training_flow(profile="demo", reason="test")
 
 
 @pytest.fixture()

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.integration
 ASSET = "e2e-pump"
 
 
-@pytest.fixture(scope="module")
-def trained(fedtwin_env: Settings, prefect_api: None) -> dict:
-    from flows.training import training_flow
-
-    return training_flow(profile="demo", rounds=4, reason="test")
-
-
 def test_training_registers_champion_and_promotes_to_redis(fedtwin_env: Settings, trained: dict) -> None:
     from fedtwin import tracking
     from fedtwin.model_store import ModelStore
@@ -46,7 +39,7 @@ def test_an_equal_model_does_not_replace_the_champion(fedtwin_env: Settings, tra
     from fedtwin.model_store import ModelStore
     from flows.training import training_flow
 
-    again = training_flow(profile="demo", rounds=4, reason="test-tie")
+    again = training_flow(profile="demo", reason="test-tie")
     assert again["exact_match"] == trained["exact_match"]
     assert again["registry"]["promoted"] is False
     assert again["redis_version"] is None

@@ -6,6 +6,15 @@ from pydantic import ValidationError
 from fedtwin.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def _no_fedtwin_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults are what these tests check: hide any FEDTWIN_* set by the shell or another fixture."""
+    import os
+
+    for name in [k for k in os.environ if k.startswith("FEDTWIN_")]:
+        monkeypatch.delenv(name)
+
+
 def test_env_overrides_yaml_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("sensor_topic: from-yaml\nalert_topic: yaml-alerts\n")
