@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -64,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        default=None,
+        help="feature window (s); runs are lengthened to keep 3 windows each (default: SweepConfig's 1 s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -71,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     from federated.evaluate import evaluate_predictions, format_confusion
     from federated.model import FAULT_NAMES, get_parameters, model_config, set_parameters
     from federated.pipeline import DEFAULT_FIT, DEFAULT_MODEL, initial_model, train_strategy
-    from fedtwin.datasets import SweepConfig, build_clients, build_test_set
     from federated.server import run_federated
     from federated.strategy import FedAvg
+    from fedtwin.datasets import SweepConfig, build_clients, build_test_set
 
     cfg = SweepConfig(seed=SEED)
+    if args.window_s is not None:
+        n_win = round(cfg.duration_s / cfg.window_s)
+        cfg = replace(cfg, window_s=args.window_s, duration_s=n_win * args.window_s)
     print(f"seed={SEED}")
     print(
         f"train_severities={list(cfg.train_severities)} test_severities={list(cfg.test_severities)} "

@@ -1,7 +1,7 @@
 """Healthy-baseline residuals, fitted federatedly: a digital-twin reference of what a healthy pump reads.
 
 Many fault signatures are small shifts of operating-point-dependent quantities (a blocked inlet raises motor
-current by ~0.1 % at the smallest severities, while current varies by tens of percent with speed and load).
+current by ~0.5 % at the smallest severities, while current varies by tens of percent with speed and load).
 A quadratic model of each target feature in the operating point (outlet pressure, speed) is fitted on healthy
 rows by least squares from clients' sufficient statistics (``Phi^T Phi``, ``Phi^T T``, residual sum of
 squares: sums over rows, never rows). The classifier then sees ``asinh(residual / healthy residual std)``:
@@ -26,6 +26,14 @@ BASELINE_TARGETS: tuple[str, ...] = (
     "tsa_flow_min_rel",
     "current_order3_abs",
     "speed_order3_abs",
+    # Suction-stroke signatures: a blocked inlet adds suction torque (current ripple and its phase against the
+    # discharge flow) and, once the cylinders cavitate, late delivery (flow ripple, one-per-rev asymmetry).
+    "current_ripple_rel",
+    "current_order6_abs",
+    "current_vs_flow_phase3_cos",
+    "current_vs_flow_phase3_sin",
+    "flow_ripple_rel",
+    "flow_order1_rel",
 )
 _INPUT_REF = (7.0, 1916.0)  # nominal outlet bar, motor rpm: keeps the polynomial well conditioned
 

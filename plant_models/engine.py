@@ -32,7 +32,10 @@ at the crack pressure, which biases the cylinder pressure by < 2 % of the valve 
 
 The pressure cannot fall below the vapour pressure: when the inlet cannot follow the plunger the cylinder
 carries a vapour volume (a state) at vapour pressure, refilled by inflow or collapsed by the next
-compression before the outlet can open. That is how a strongly blocked inlet would cost delivered flow.
+compression before the outlet can open. That is how a strongly blocked inlet costs delivered flow: at the
+worst blockage the strainer cannot pass the pump's mean flow even with the manifold at vapour pressure
+(sizing in :class:`~plant_models.params.PumpParams`), the void outlasts the suction stroke, and each
+cylinder's delivery starts late (a flow/pressure/current signature at the crank harmonics).
 
 The remaining states are slow and use a fixed step ``dt``: suction and discharge manifolds (tau ~ 1-20 ms)
 by implicit Euler solved in closed form (quadratic in the square root of the orifice drop, hence
@@ -257,6 +260,7 @@ class PumpEngine:
         c_out = p.outlet_volume_m3 / p.outlet_bulk_modulus_pa / dt
         c_in = p.inlet_volume_m3 / p.inlet_bulk_modulus_pa / dt
         p_sup = p.supply_pressure_pa
+        sq_sup_v = math.sqrt(p_sup - p.vapour_pressure_pa)  # sqrt of the strainer drop at a vapour manifold
         kp, ki, vmax = p.speed_kp, p.speed_ki, p.supply_voltage_v
         km, inv_res, bm = p.motor_k, 1.0 / p.motor_resistance_ohm, p.motor_viscous_nms
         decay, dt_j = self._e_decay, dt / self._j_eq
@@ -346,6 +350,29 @@ class PumpEngine:
                         q_suc[:, cols] = np.where(cav_c, q_in_c, q_suc[:, cols])
                         q_dis[:, cols] = np.where(cav_c, q_out_c, q_dis[:, cols])
 
+                    # Suction manifold, implicit Euler against the inlet restriction. If the cylinders ask for
+                    # more than the restriction can pass with the manifold at vapour pressure (a strongly
+                    # blocked inlet), the manifold sits at vapour pressure, the draw is cut to what is
+                    # available and the shortfall becomes vapour in the sucking cylinders (mass conserved).
+                    q_draw = q_suc[0] + q_suc[1] + q_suc[2]
+                    b = np.maximum(q_draw + c_in * (p_sup - p_in), 0.0)
+                    u_i = 2.0 * b / (inlet_k + np.sqrt(inlet_k2 + 4.0 * c_in * b))
+                    p_in_new = p_sup - u_i * u_i
+                    if p_in_new.min() < p_v:
+                        cols = np.flatnonzero(p_in_new < p_v)
+                        avail = inlet_k[cols] * sq_sup_v + c_in * (p_in[cols] - p_v)
+                        scale = np.minimum(np.maximum(avail / np.maximum(q_draw[cols], 1e-300), 0.0), 1.0)
+                        q_suc_c = q_suc[:, cols]
+                        short = q_suc_c * (1.0 - scale)
+                        q_suc[:, cols] = q_suc_c * scale
+                        vap[:, cols] += short * dt
+                        pc[:, cols] = np.where(short > 0.0, p_v, pc[:, cols])
+                        vap_any = vap_any or bool((short > 0.0).any())
+                        q_draw[cols] = avail
+                        u_i[cols] = sq_sup_v
+                        p_in_new[cols] = p_v
+                    p_in = p_in_new
+
                     omega_c_safe = np.maximum(omega_c, 1e-6)
                     tq = (pc - P_ATM) * qp
                     torque = (tq[0] + tq[1] + tq[2]) / omega_c_safe
@@ -367,12 +394,6 @@ class PumpEngine:
                         u_o = 2.0 * b / (load_k + np.sqrt(load_k2 + c_out4 * b))
                         p_out = P_ATM + u_o * u_o
                         q_rel = zeros
-
-                    # Suction manifold, implicit Euler against the inlet restriction.
-                    q_draw = q_suc[0] + q_suc[1] + q_suc[2]
-                    b = np.maximum(q_draw + c_in * (p_sup - p_in), 0.0)
-                    u_i = 2.0 * b / (inlet_k + np.sqrt(inlet_k2 + 4.0 * c_in * b))
-                    p_in = np.maximum(p_sup - u_i * u_i, p_v)
 
                     # Motor: PI speed loop with conditional integration, exact RL current, explicit speed.
                     # Set-point ramp and current limit as a drive has them (no step torque on changes).

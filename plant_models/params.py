@@ -53,9 +53,12 @@ class PumpParams:
     seal_leak_area_m2 : float
         Healthy plunger seal leakage area per cylinder (m^2), to the atmospheric crankcase drain.
     supply_pressure_pa : float
-        Charged suction supply pressure (Pa abs); a boost pump / head tank keeps NPSH positive.
+        Charged suction supply pressure (Pa abs): a charge pump at 1 bar gauge (2.0 bar abs) feeds the
+        strainer. See "Suction sizing" below for why it cannot be atmospheric-ish.
     inlet_area_m2 : float
-        Inlet line (strainer + suction port) area at area factor 1.0 (m^2); healthy factor is 0.8.
+        Inlet restriction (strainer + suction port, one orifice shared by the three cylinders) area at area
+        factor 1.0 (m^2): 1e-4, the check valves' max open area; the healthy factor is 0.8 (8e-5) and the most
+        blocked 0.53 (5.3e-5). See "Suction sizing" below.
     inlet_volume_m3, inlet_bulk_modulus_pa : float
         Suction manifold volume (m^3) and effective bulk modulus incl. hose compliance (Pa).
     outlet_volume_m3, outlet_bulk_modulus_pa : float
@@ -86,6 +89,34 @@ class PumpParams:
         Drive armature current limit (A), enforced through the voltage command.
     speed_ramp_rpm_s : float
         Set-point ramp of the drive (motor rpm/s): set-point changes are followed at this rate, as a VFD does.
+
+    Suction sizing (blocked inlet)
+    ------------------------------
+    The blocked-inlet fault of the reference study scales the inlet orifice area (healthy 0.8, blocked down
+    to 0.53, i.e. (0.8/0.53)^2 = 2.3 times the pressure drop at equal flow), and a blocked inlet there costs
+    delivered flow and changes the flow/pressure waveform at high severity. That only happens if the inlet is
+    a real restriction. Numbers at the reference point (958 rpm, 38.7 L/min = 6.45e-4 m^3/s, Cd 0.7,
+    orifice drop ``rho/2 * (Q / (Cd*A))^2``):
+
+    * Peak suction flow of one plunger ``A_p*r*omega`` = 4.52e-4 m^2 x 0.015 m x 100.3 rad/s = 6.8e-4 m^3/s
+      (pi x its mean 2.15e-4). The reference inlet check valve (crack 0.3 bar, full open only at 1.2 bar)
+      passes that at a 0.93 bar drop, so at mid-stroke the cylinder sits 0.93 bar below the suction manifold.
+    * The strainer is shared by the three cylinders, so it sees the total suction flow (peak pi/3 = 1.05 x
+      the mean). Healthy (8e-5 m^2) it drops 0.66 bar at the mean flow, 0.71 bar at severity 0.1 (factor
+      0.773) and 1.51 bar at the worst blockage (5.3e-5 m^2): a significant fraction of the 2.0 bar supply,
+      growing as (1/area)^2. Its capacity with the manifold at vapour pressure,
+      0.7 x 5.3e-5 x sqrt(2 x 1.98e5 / 1000) = 7.4e-4 m^3/s, is then only 1.14x the mean demand, less than
+      the pulsating draw needs in series with the check valve: the cylinders cavitate during suction, the
+      void outlasts the suction stroke, each cylinder's delivery starts late and the delivered flow falls
+      (-7 % at 958 rpm, -18 % at 1100 rpm; -1 % at severity 0.8, nothing at severity 0.1 or at 800 rpm,
+      where only the suction work - mean current - and the cylinder pressure during suction change).
+    * Healthy, the cylinder minimum is 30 kPa abs at 958 rpm (no cavitation); at the 1100 rpm top of the
+      simulated envelope the clean pump reaches incipient cavitation with no flow loss.
+    * The previous sizing (1.9e-4 m^2 at factor 1.0, supply 1.3 bar abs) dropped 0.18 bar healthy and
+      0.41 bar at the worst blockage; its vacuum capacity was 1.7x the pump flow, so a blocked inlet never
+      cost flow and moved only the mean current (+0.15 A). With a 1.3 bar abs supply the check valve's
+      0.93 bar leaves only 0.35 bar for any strainer, so a strainer that matters needs a charged supply:
+      2.0 bar abs (1 bar gauge charge pump; our choice, as the reference's supply is not published here).
     """
 
     plunger_diameter_m: float = 0.024
@@ -100,8 +131,8 @@ class PumpParams:
     valve_crack_pa: float = 0.3e5
     valve_open_pa: float = 1.2e5
     seal_leak_area_m2: float = 1.0e-7
-    supply_pressure_pa: float = 1.3e5
-    inlet_area_m2: float = 1.9e-4
+    supply_pressure_pa: float = 2.0e5
+    inlet_area_m2: float = 1.0e-4
     inlet_volume_m3: float = 5.0e-4
     inlet_bulk_modulus_pa: float = 1.0e8
     outlet_volume_m3: float = 5.0e-4

@@ -23,6 +23,7 @@ CASES: dict[str, tuple[Faults, OperatingPoint, SensorConfig]] = {
     "leak_low": (Faults.from_severity(leak=0.1), OperatingPoint(), NOISELESS),
     "leak_full": (Faults.from_severity(leak=1.0), OperatingPoint(), NOISELESS),
     "leak_cyl2": (Faults.from_severity(leak=1.0, leak_cylinder=2), OperatingPoint(), NOISELESS),
+    "inlet_low": (Faults.from_severity(blocked_inlet=0.1), OperatingPoint(), NOISELESS),
     "inlet_half": (Faults.from_severity(blocked_inlet=0.5), OperatingPoint(), NOISELESS),
     "inlet_full": (Faults.from_severity(blocked_inlet=1.0), OperatingPoint(), NOISELESS),
     "bearing_low": (Faults.from_severity(bearing=0.1), OperatingPoint(), NOISELESS),

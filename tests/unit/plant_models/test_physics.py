@@ -108,13 +108,31 @@ def test_blocked_inlet_lowers_suction_pressure_and_raises_cavitation_risk(runs: 
     h, half, full = (runs[c].truth for c in ("healthy", "inlet_half", "inlet_full"))
     assert h is not None and half is not None and full is not None
     assert h["p_in"].mean() > half["p_in"].mean() > full["p_in"].mean()
-    assert h["p_cyl_min"].min() > half["p_cyl_min"].min() > full["p_cyl_min"].min()
+    # Half-way the peak of the suction stroke already reaches vapour pressure (incipient cavitation).
+    assert h["p_cyl_min"].min() > half["p_cyl_min"].min() >= full["p_cyl_min"].min()
+    assert h["p_cyl_min"].min() > 20e3  # healthy keeps an NPSH margin at the reference point
     assert h["vapour"].max() == 0.0
-    assert full["vapour"].max() > 0.0  # the worst blockage cavitates at peak suction
+    assert full["vapour"].max() > half["vapour"].max() > 0.0  # the worst blockage cavitates most
     assert full["p_cyl_min"].min() == pytest.approx(PARAMS.vapour_pressure_pa)
-    # Lower suction pressure means more suction work: the motor draws more current.
-    cur = [runs[c].signals["current"].mean() for c in ("healthy", "inlet_half", "inlet_full")]  # type: ignore[index]
+    # Lower suction pressure means more suction work: the motor draws more current (as long as the
+    # delivered flow, hence the discharge work, is not yet lost to cavitation).
+    cur = [runs[c].signals["current"].mean() for c in ("healthy", "inlet_low", "inlet_half")]  # type: ignore[index]
     assert cur[0] < cur[1] < cur[2]
+
+
+def test_blocked_inlet_costs_delivered_flow_only_when_severe(runs: dict[str, RunResult]) -> None:
+    sigs = [runs[c].signals for c in ("healthy", "inlet_low", "inlet_full")]
+    assert all(s is not None for s in sigs)
+    flow = [s["flow"].mean() for s in sigs]  # type: ignore[index]
+    pressure = [s["pressure"].mean() for s in sigs]  # type: ignore[index]
+    # Severity 0.1: the strainer still passes the flow with margin, delivery is unchanged (< 0.2 %).
+    assert flow[1] == pytest.approx(flow[0], rel=2e-3)
+    # Worst blockage: the cylinders do not fill during suction, a clearly measurable flow loss (sensor
+    # noise is 0.15 L/min per sample) and, through the fixed load orifice, a lower outlet pressure.
+    assert flow[0] - flow[2] > 0.03 * flow[0]
+    assert pressure[2] < pressure[0] - 0.2
+    # Late delivery start per cylinder: the ripple at the plunger frequency grows.
+    assert band_power(sigs[2]["flow"], 3.0 * CRANK_HZ) > 2.0 * band_power(sigs[0]["flow"], 3.0 * CRANK_HZ)  # type: ignore[index]
 
 
 def test_bearing_wear_raises_current_not_flow(runs: dict[str, RunResult]) -> None:
