@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fedtwin.errors import FedtwinError
+
+if TYPE_CHECKING:
+    from fedtwin.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 config_app = typer.Typer(no_args_is_help=True, help="Effective configuration.")
@@ -22,13 +25,13 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(plant_app, name="plant")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from fedtwin.settings import get_settings
 
     return get_settings()
 
 
-def use_prefect_api(settings=None) -> None:  # type: ignore[no-untyped-def]
+def use_prefect_api(settings: Settings | None = None) -> None:
     """Make Prefect talk to the configured API (set before prefect is imported)."""
     settings = settings or _settings()
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
@@ -123,8 +126,8 @@ def _mount_optional() -> None:
     # `fedtwin inject` and `fedtwin score` at the top level; the live plant as `fedtwin plant run`.
     for cmd in stream_app.registered_commands:
         name = cmd.name or (cmd.callback.__name__ if cmd.callback else "")
-        if name == "plant":
-            plant_app.command("run", help=cmd.help)(cmd.callback)  # type: ignore[arg-type]
+        if name == "plant" and cmd.callback is not None:
+            plant_app.command("run", help=cmd.help)(cmd.callback)
         else:
             app.registered_commands.append(cmd)
 

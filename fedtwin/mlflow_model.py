@@ -8,9 +8,10 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 
-class FedtwinPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class FedtwinPyfunc(PythonModel):
     """pyfunc wrapper: features in, one probability column per fault out."""
 
     def load_context(self, context: Any) -> None:

@@ -44,7 +44,7 @@ def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
         if np.asarray(arr).dtype.hasobject:
             raise ValueError(f"array {name!r} has an object dtype; only numeric arrays can be stored")
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     return buf.getvalue()
 
 

