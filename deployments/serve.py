@@ -10,10 +10,10 @@ from typing import Any
 
 def build_deployments(train_cron: str = "0 3 * * *", monitor_interval_s: int = 300) -> list[Any]:
     """The runner deployments, with the same schedules and trigger as prefect.yaml."""
-    from flows.monitor import drift_monitor_flow
-    from flows.retrain import retrain_flow
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
+    from flows.monitor import drift_monitor_flow
+    from flows.retrain import retrain_flow
     from flows.training import training_flow
     from monitoring.events import DRIFT_EVENT, FLEET_RESOURCE_PATTERN
 

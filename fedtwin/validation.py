@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ LEVEL_STATS: frozenset[str] = frozenset(
 # fmt: on
 
 _FLOAT_MAX = sys.float_info.max
+
+_GX_LOCK = threading.Lock()
 
 
 @dataclass
@@ -234,20 +237,23 @@ def validate_dataset(
 
     columns, labels = list(signal_columns), list(label_columns)
     spec = dict(physical_ranges(columns) if ranges is None else ranges)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch_definition = (
-        context.data_sources.add_pandas("fedtwin_pandas")
-        .add_dataframe_asset("training_set")
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    suite = _build_suite(gx, gxe, suite_name, columns, labels, spec, min_rows, require_both_classes)
-    suite = context.suites.add(suite)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_definition, suite=suite)
-    )
-    # Pandas' nullable/extension dtypes and inf are passed through untouched: GX sees what training would see.
-    run = definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+    # GX keeps process-wide context state; concurrent validations (Prefect runs tasks in threads) would
+    # see each other's half-built definitions, so one validation runs at a time.
+    with _GX_LOCK:
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        batch_definition = (
+            context.data_sources.add_pandas("fedtwin_pandas")
+            .add_dataframe_asset("training_set")
+            .add_batch_definition_whole_dataframe("whole")
+        )
+        suite = _build_suite(gx, gxe, suite_name, columns, labels, spec, min_rows, require_both_classes)
+        suite = context.suites.add(suite)
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_definition, suite=suite)
+        )
+        # Nullable/extension dtypes and inf are passed through untouched: GX sees what training would see.
+        run = definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
 
     missing = {c for c in columns + labels if c not in df.columns}
     failures: list[str] = []

@@ -95,3 +95,18 @@ def test_single_class_and_bad_labels_fail() -> None:
 def test_too_few_rows_fails() -> None:
     outcome = run(table(n=50), min_rows=100)
     assert outcome.failures == ["only 50 rows, need at least 100"]
+
+
+def test_concurrent_validations_do_not_interfere() -> None:
+    """Prefect runs a flow's validation tasks in threads; each must get its own verdict."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    good, bad = table(seed=1), table(seed=2)
+    bad.loc[:5, "flow_mean"] = -10.0
+    # Without the lock GX raised "ExpectationSuite ... has changed since it has last been saved" in about one
+    # of five such bursts here, so a few bursts are run.
+    for _ in range(3):
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(run, [good, bad] * 4))
+        assert [o.success for o in outcomes] == [True, False] * 4
+        assert all(any("flow_mean" in f for f in o.failures) for o in outcomes[1::2])
