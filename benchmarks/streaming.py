@@ -121,19 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     proc = None
     bootstrap = args.bootstrap
     if bootstrap is None:
-        port = stack.free_port()
         import tempfile
         from pathlib import Path
 
-        proc = stack.start_process(
-            stack.tansu_argv(port), Path(tempfile.gettempdir()) / f"bench-tansu-{port}.log"
-        )
-        bootstrap = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while not stack._kafka_ok(bootstrap):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"Tansu did not start on {bootstrap}")
-            time.sleep(0.1)
+        proc, bootstrap = stack.start_tansu(Path(tempfile.mkdtemp(prefix="bench-tansu-")) / "tansu.log")
     tag = uuid.uuid4().hex[:8]
     s = Settings(
         kafka_bootstrap_servers=bootstrap,

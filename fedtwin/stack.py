@@ -144,6 +144,17 @@ def tansu_argv(port: int) -> list[str]:
     ]
 
 
+def start_tansu(log: Path, timeout_s: float = 15.0) -> tuple[subprocess.Popen[bytes], str]:
+    """A memory-only Tansu broker on a free 127.0.0.1 port, healthy; returns the process and bootstrap."""
+    port = free_port()
+    proc = start_process(tansu_argv(port), log)
+    bootstrap = f"127.0.0.1:{port}"
+    if not _wait(lambda: _kafka_ok(bootstrap), timeout_s, proc):
+        stop_pid(proc.pid)
+        raise ServiceUnavailable(f"Tansu did not start on {bootstrap} within {timeout_s:.0f} s: read {log}")
+    return proc, bootstrap
+
+
 def _specs(settings: Settings) -> dict[str, _Spec]:
     state = settings.state_dir.resolve()
     kafka_host, _, kafka_port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")

@@ -19,16 +19,7 @@ from fedtwin.settings import Settings
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A memory-only Tansu on a free port for this module; yields bootstrap.servers."""
-    port = stack.free_port()
-    log = tmp_path_factory.mktemp("tansu-streaming") / "tansu.log"
-    proc = stack.start_process(stack.tansu_argv(port), log)
-    bootstrap = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while not stack._kafka_ok(bootstrap):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            stack.stop_pid(proc.pid)
-            pytest.fail(f"Tansu did not start on {bootstrap}; see {log}")
-        time.sleep(0.1)
+    proc, bootstrap = stack.start_tansu(tmp_path_factory.mktemp("tansu-streaming") / "tansu.log")
     yield bootstrap
     stack.stop_pid(proc.pid)
 

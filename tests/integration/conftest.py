@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +18,7 @@ from fedtwin.settings import Settings, get_settings
 @pytest.fixture(scope="session")
 def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A memory-only Tansu broker on a free 127.0.0.1 port; yields bootstrap.servers."""
-    port = stack.free_port()
-    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
-    proc = stack.start_process(stack.tansu_argv(port), log)
-    bootstrap = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while not stack._kafka_ok(bootstrap):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            stack.stop_pid(proc.pid)
-            pytest.fail(f"Tansu did not start on {bootstrap}; see {log}")
-        time.sleep(0.1)
+    proc, bootstrap = stack.start_tansu(tmp_path_factory.mktemp("tansu") / "tansu.log")
     yield bootstrap
     stack.stop_pid(proc.pid)
 
