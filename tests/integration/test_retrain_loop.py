@@ -86,3 +86,18 @@ def test_shift_is_detected_and_the_retrain_fixes_false_alarms(fedtwin_env: Setti
         assert new == old
     print(f"false alarms at the new operating point: before={before:.3f} {result['registry']}")
     assert np.isfinite(before)
+
+
+def test_a_failed_retrain_leaves_the_champion(fedtwin_env: Settings, trained: dict) -> None:
+    from fedtwin import tracking
+    from fedtwin.model_store import ModelStore
+    from flows.retrain import retrain_flow
+
+    store = ModelStore.from_settings(fedtwin_env)
+    serving = store.current_version()
+    tracking.configure(fedtwin_env)
+    champion = tracking.alias_version(fedtwin_env.registered_model, "champion")
+    with pytest.raises(ValueError, match="not enough to recalibrate"):
+        retrain_flow(drift={"current_id": "features:0-0..0-1", "drifted_features": ["flow_mean"]})
+    assert store.current_version() == serving
+    assert tracking.alias_version(fedtwin_env.registered_model, "champion") == champion
