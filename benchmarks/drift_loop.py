@@ -118,6 +118,8 @@ def main() -> None:
         time.sleep(20)
         after, n_after = _false_alarm_rate(new or champion, t_new + 2)
     finally:
+        for i in range(1, ASSETS + 1):  # leave the fleet at the nominal point for the next user of the stack
+            live.set_operating_point(s, f"pump-{i}", speed_rpm=958.0, load_area_factor=1.0)
         stop.set()
         scorer.join(30)
         plant.join(30)

@@ -8,9 +8,17 @@ from typing import Any
 
 from prefect import flow
 
+from fedtwin.datasets import NOMINAL_LOAD, NOMINAL_SPEED_RPM
 from fedtwin.settings import get_settings
 from flows.training import training_flow
-from tasks.streaming import clear_faults, inject_fault, read_stream, run_live_plant, run_scorer_bounded
+from tasks.streaming import (
+    clear_faults,
+    inject_fault,
+    read_stream,
+    run_live_plant,
+    run_scorer_bounded,
+    shift_operating_point,
+)
 
 DEMO_ASSET, DEMO_FAULT, DEMO_SEVERITY = "pump-1", "leak", 0.8
 
@@ -20,8 +28,9 @@ def demo_stream_flow(seconds: float = 24.0, fault_at: float = 10.0, assets: int 
     """Scorer and live plant side by side; a leak is injected on one pump ``fault_at`` seconds in."""
     if not 0 < fault_at < seconds:
         raise ValueError(f"fault_at={fault_at} must lie inside (0, seconds={seconds})")
-    for i in range(1, assets + 1):
+    for i in range(1, assets + 1):  # a healthy fleet at the nominal point, whatever an earlier run left
         clear_faults(f"pump-{i}")
+        shift_operating_point(f"pump-{i}", NOMINAL_SPEED_RPM, NOMINAL_LOAD)
     scorer = run_scorer_bounded.submit(seconds + 8.0, idle_exit_s=4.0)
     time.sleep(3.5)  # the consumer joins the group after session.timeout.ms / 2 on Tansu
     started = time.time()
