@@ -1,6 +1,7 @@
 """Serve every fedtwin deployment from one process, no work pool needed (``python -m deployments.serve``).
 
-The scheduled training and drift monitor, and the retrain deployment run by drift events, as in prefect.yaml.
+The scheduled training and drift monitor, and the retrain deployment run by drift events, as in prefect.yaml
+(whose long-running ``scorer`` deployment is left out here: run ``fedtwin score`` as its own service).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from typing import Any
 
 def build_deployments(train_cron: str = "0 3 * * *", monitor_interval_s: int = 300) -> list[Any]:
     """The runner deployments, with the same schedules and trigger as prefect.yaml."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+    from prefect.schedules import Cron
 
     from flows.monitor import drift_monitor_flow
     from flows.retrain import retrain_flow
@@ -23,8 +26,17 @@ def build_deployments(train_cron: str = "0 3 * * *", monitor_interval_s: int = 3
         parameters={"drift": "{{ event.payload }}"},
     )
     return [
-        training_flow.to_deployment(name="train", cron=train_cron, parameters={"profile": "full"}),
-        retrain_flow.to_deployment(name="retrain", triggers=[trigger]),
+        training_flow.to_deployment(
+            name="train", schedule=Cron(train_cron, timezone="UTC"), parameters={"profile": "full"}
+        ),
+        retrain_flow.to_deployment(
+            name="retrain",
+            triggers=[trigger],
+            parameters={"profile": "full"},
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+        ),
         drift_monitor_flow.to_deployment(name="drift-monitor", interval=monitor_interval_s),
     ]
 

@@ -34,7 +34,8 @@ def _settings() -> Settings:
 def use_prefect_api(settings: Settings | None = None) -> None:
     """Make Prefect talk to the configured API (set before prefect is imported)."""
     settings = settings or _settings()
-    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+    # fedtwin's Settings are the one source of truth: an unrelated PREFECT_API_URL in the shell must not win.
+    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 

@@ -9,7 +9,9 @@ Control (Redis, under the key prefix ``P``):
 
 Ground truth: every applied change (and the initial state of each asset) is written as a ``truth_record`` to
 the truth topic (key = asset) and the Redis stream ``P truth`` with the ``seq`` and ``t`` of the first chunk
-it affects. ``P plant:cursor:<asset>`` keeps the next ``seq``/``t0`` so a restarted plant continues both.
+it affects. ``P plant:cursor:<asset>`` keeps the next ``seq`` and ``t0``: a restarted plant continues the
+sequence, and its time never goes back (it starts at the later of now and the cursor), so after a pause the
+scorer sees a time jump and starts a new window.
 """
 
 from __future__ import annotations
@@ -203,7 +205,8 @@ def run_plant(
     fleet = _Fleet(len(names), seed, [OperatingPoint() for _ in names], fs)
     truth_stream = settings.key("truth")
 
-    # Continue sequence numbers and time of an earlier run, so the scorer sees one stream per asset.
+    # Continue the sequence of an earlier run (one stream per asset); time resumes at the later of now and
+    # the cursor, so it never goes back.
     cursors = r.mget([settings.key("plant", "cursor", a) for a in names])
     now = time.time()
     seqs = [0] * len(names)

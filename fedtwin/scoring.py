@@ -28,6 +28,9 @@ FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
 FeatureFn = Callable[[dict[str, np.ndarray], float], np.ndarray]
 
 
+#: A chunk whose t0 is further than this from where the previous chunk ended starts a new window.
+TIME_GAP_S = 0.05
+
 class ProbaModel(Protocol):
     """What the engine needs from a classifier."""
 
@@ -192,7 +195,15 @@ class ScoringEngine:
 
     def _admit(self, st: _AssetState, chunk: SensorChunk, fresh: bool) -> bool:
         """Check the sequence; reset the partial window on a gap or restart. False = drop the chunk."""
-        if fresh or chunk.seq == st.next_seq:
+        if fresh:
+            return True
+        if chunk.seq == st.next_seq:
+            if abs(chunk.t0 - st.last_t_end) <= TIME_GAP_S:
+                return True
+            # Next seq but a time jump: a plant restarted from its cursor; never join two runs in one window.
+            self.stats.gaps += 1
+            self.stats.discarded_samples += st.fill
+            st.fill = 0
             return True
         if chunk.seq > st.next_seq:
             self.stats.gaps += 1

@@ -24,15 +24,17 @@ def drift_monitor_flow(
 ) -> dict[str, Any]:
     """Compare the last ``windows`` scored windows with the reference; emit a drift event when they differ."""
     ref = load_reference()
-    if ref is None:
-        return {"status": "not_enough_data", "reason": "no model is served yet, so there is no reference"}
-    reference, ref_id = ref
+    if isinstance(ref, str):
+        return {"status": "not_enough_data", "reason": ref}
+    reference, ref_id, version = ref
     current, cur_id = read_recent_windows(windows, since_s)
-    result = check_drift(reference, current, get_settings().drift_share)
+    result = check_drift(reference, current, get_settings().drift_share, version)
     log_drift_to_mlflow(result, ref_id, cur_id)
     publish_summary(result, ref_id, cur_id)
-    feature, prediction = result["feature"], result["prediction"] or {}
-    drifted = feature["status"] == "drift" or prediction.get("status") == "drift"
+    feature = result["feature"]
+    # Only feature drift (the operating point moved) retrains. Prediction drift alone is what a real fault
+    # looks like (one pump alerting); retraining on it would calibrate the fault away, so it is only reported.
+    drifted = feature["status"] == "drift"
     if drifted:
         payload = drift_payload(
             reference_id=ref_id,

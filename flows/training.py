@@ -12,10 +12,12 @@ from fedtwin.datasets import get_profile, train_scenarios
 from fedtwin.settings import get_settings
 from plant_models import FAULTS
 from tasks.registry import (
+    GATE_METRIC,
     finish_parent_run,
     load_champion,
     log_strategy_run,
-    promote_to_redis,
+    promote_model,
+    put_model,
     register_and_gate,
     start_parent_run,
     store_reference,
@@ -28,8 +30,6 @@ from tasks.training import (
     simulate_site,
     validate_site,
 )
-
-GATE = "exact_match_8class"
 
 
 @flow(name="fedtwin-train", log_prints=True)
@@ -85,7 +85,7 @@ def training_flow(
         )
         for n, (a, m, h) in trained.items()
     }
-    best = max(names, key=lambda n: reports[n][GATE])
+    best = max(names, key=lambda n: reports[n][GATE_METRIC])
     champion = load_champion()
     champ_metrics = scalar_metrics(evaluate(*champion, holdout)) if champion else None
     reg = register_and_gate(children[best], scalar_metrics(reports[best]), champ_metrics)
@@ -94,13 +94,15 @@ def training_flow(
     )
     served = None
     if reg["promoted"]:
-        served = promote_to_redis(trained[best][0], trained[best][1], reg)
+        # The drift reference is stored before the pointer moves, so a served model always has one.
         reference = simulate_reference(speed_rpm, load_area_factor, cfg.window_s)
-        store_reference(served, reference, list(trained[best][1]["feature_names"]))
+        version = put_model(trained[best][0], trained[best][1], reg)
+        store_reference(version, reference, list(trained[best][1]["feature_names"]))
+        served = promote_model(version)
     return {
         "best": best,
-        "exact_match": {n: reports[n][GATE] for n in names},
-        "champion_exact_match": None if champ_metrics is None else champ_metrics[GATE],
+        "exact_match": {n: reports[n][GATE_METRIC] for n in names},
+        "champion_exact_match": None if champ_metrics is None else champ_metrics[GATE_METRIC],
         "registry": reg,
         "redis_version": served,
     }

@@ -13,6 +13,8 @@ from prefect import get_run_logger, task
 
 from fedtwin.settings import get_settings
 
+KEEP_REPORTS = 100
+
 
 def _redis() -> Any:
     import redis
@@ -21,21 +23,22 @@ def _redis() -> Any:
 
 
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
-def load_reference() -> tuple[pd.DataFrame, str] | None:
-    """Healthy training-reference windows of the serving model, or None when nothing is served."""
+def load_reference() -> tuple[pd.DataFrame, str, int] | str:
+    """Healthy reference windows of the serving model with its id and version, or why there are none."""
     from fedtwin.model_store import unpack_arrays
 
     s = get_settings()
-    client = _redis()
-    version = client.get(s.key("model", "current"))
-    if version is None:
-        return None
-    key = s.key("reference", version.decode())
-    blob, names = client.mget(key, key + ":features")
+    with _redis() as client:
+        version = client.get(s.key("model", "current"))
+        if version is None:
+            return "no model is served yet, so there is no reference"
+        key = s.key("reference", version.decode())
+        blob, names = client.mget(key, key + ":features")
     if blob is None or names is None:
-        return None
+        return f"the served model v{version.decode()} has no drift reference ({key} is missing)"
     X = unpack_arrays(blob)["X"]
-    return pd.DataFrame(X, columns=json.loads(names)), f"reference:model-v{version.decode()}"
+    ref_id = f"reference:model-v{version.decode()}"
+    return pd.DataFrame(X, columns=json.loads(names)), ref_id, int(version)
 
 
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
@@ -54,7 +57,8 @@ def read_recent_windows(
     low, high = "-" if since_s is None else f"{int(since_s * 1000)}-0", "+"
     if window_ids and window_ids.startswith("features:") and ".." in window_ids:
         low, high = window_ids.removeprefix("features:").split("..", 1)
-    entries = _redis().xrevrange(s.key("features"), max=high, min=low, count=count)
+    with _redis() as client:
+        entries = client.xrevrange(s.key("features"), max=high, min=low, count=count)
     rows, starts, assets, versions = [], [], [], []
     for _id, f in reversed(entries):
         rows.append(json.loads(f[b"x"]))
@@ -68,9 +72,11 @@ def read_recent_windows(
     return frame, ident
 
 
-@task
-def check_drift(reference: pd.DataFrame, current: pd.DataFrame, drift_share: float) -> dict[str, Any]:
-    """Evidently feature drift plus alert-rate drift of the serving model; reports written to disk."""
+@task(retries=1, retry_delay_seconds=2)
+def check_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, drift_share: float, version: int
+) -> dict[str, Any]:
+    """Evidently feature drift plus alert-rate drift of model ``version``; reports written to disk."""
     from federated.model import from_arrays
     from fedtwin.model_store import ModelStore
     from monitoring.drift import EvidentlyDriftDetector, PredictionDriftDetector, save_reports
@@ -81,9 +87,12 @@ def check_drift(reference: pd.DataFrame, current: pd.DataFrame, drift_share: flo
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out_dir = Path(s.monitoring_dir).resolve() / "reports"
     html, js = save_reports(feature, out_dir, f"drift-{stamp}")
+    for old in sorted(out_dir.glob("drift-*"))[:-2 * KEEP_REPORTS]:  # bounded disk use at one check per 5 min
+        old.unlink(missing_ok=True)
     prediction = None
     if feature.is_valid:
-        stored = ModelStore.from_settings(s).load()
+        # The model the reference belongs to, even if another was promoted meanwhile.
+        stored = ModelStore.from_settings(s).load(version)
         model = from_arrays(stored.arrays, stored.meta)
         faults = list(stored.meta["fault_names"])
         ref_pred = pd.DataFrame(model.predict(reference[cols].to_numpy()), columns=faults).astype(float)
@@ -111,8 +120,9 @@ def log_drift_to_mlflow(result: dict[str, Any], reference_id: str, current_id: s
                 "n_drifted": float(len(feature["drifted_features"])),
             }
         )
-        for path in (result["html"], result["json"]):
-            mlflow.log_artifact(path, artifact_path="drift")
+        if feature["status"] == "drift":  # ~5 MB of HTML per check: keep the ones that mattered
+            for path in (result["html"], result["json"]):
+                mlflow.log_artifact(path, artifact_path="drift")
         return str(run.info.run_id)
 
 

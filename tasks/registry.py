@@ -27,7 +27,9 @@ def is_better(
     return candidate.get("false_alarm_rate", 1.0) < champion.get("false_alarm_rate", 1.0)
 
 
-@task(retries=2, retry_delay_seconds=2, timeout_seconds=300)
+# No retries here and in register_and_gate: a retry after a partial success would log a second run or
+# register a second version and move the aliases onto it.
+@task(timeout_seconds=300)
 def log_strategy_run(
     parent_run_id: str,
     strategy: str,
@@ -60,7 +62,7 @@ def log_strategy_run(
         return str(child.info.run_id) + "|" + model_uri
 
 
-@task(retries=2, retry_delay_seconds=2, timeout_seconds=300)
+@task(timeout_seconds=300)
 def register_and_gate(
     child: str, candidate_metrics: dict[str, float], champion_metrics: dict[str, float] | None
 ) -> dict[str, Any]:
@@ -101,14 +103,22 @@ def load_champion() -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     return tracking.load_arrays(settings.registered_model, CHAMPION)
 
 
-@task(retries=3, retry_delay_seconds=1, timeout_seconds=60)
-def promote_to_redis(arrays: dict[str, np.ndarray], meta: dict[str, Any], registry: dict[str, Any]) -> int:
-    """Store the champion as a signed record and switch the serving pointer; returns the Redis version."""
+@task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
+def put_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], registry: dict[str, Any]) -> int:
+    """Store the champion as an immutable signed record (not serving yet); returns its Redis version."""
     from fedtwin.model_store import ModelStore
 
     meta = {**meta, "registered_model": registry["name"], "registry_version": registry["version"]}
-    version = ModelStore.from_settings(get_settings()).publish(arrays, meta)
-    get_run_logger().info("Redis serving pointer -> version %d (MLflow v%s)", version, registry["version"])
+    return ModelStore.from_settings(get_settings()).put(arrays, meta)
+
+
+@task(retries=3, retry_delay_seconds=1, timeout_seconds=60)
+def promote_model(version: int) -> int:
+    """Verify a stored version and switch the serving pointer to it (idempotent); scorers hot-swap."""
+    from fedtwin.model_store import ModelStore
+
+    ModelStore.from_settings(get_settings()).promote(version)
+    get_run_logger().info("Redis serving pointer -> version %d", version)
     return version
 
 
@@ -148,8 +158,7 @@ def store_reference(version: int, X: np.ndarray, feature_names: list[str]) -> st
     from fedtwin.model_store import pack_arrays
 
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url)
     key = settings.key("reference", str(version))
-    client.set(key, pack_arrays({"X": X}))
-    client.set(key + ":features", json.dumps(feature_names))
+    with redis.Redis.from_url(settings.redis_url, socket_timeout=10) as client:
+        client.mset({key: pack_arrays({"X": X}), key + ":features": json.dumps(feature_names)})
     return key

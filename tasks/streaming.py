@@ -69,6 +69,6 @@ def read_stream(name: str, field: str, since_s: float = 0.0) -> list[dict[str, A
     import redis
 
     s = get_settings()
-    client = redis.Redis.from_url(s.redis_url)
-    entries = client.xrange(s.key(name), min=f"{int(since_s * 1000)}-0")
+    with redis.Redis.from_url(s.redis_url, socket_timeout=10) as client:
+        entries = client.xrange(s.key(name), min=f"{int(since_s * 1000)}-0")
     return [json.loads(fields[field.encode()]) for _id, fields in entries]

@@ -73,7 +73,7 @@ def test_windows_are_cut_non_overlapping_and_timed_from_t0() -> None:
     assert len(res.window_assets) == 2 and model.calls == [2]  # one vectorised call for the batch
     np.testing.assert_allclose(res.window_starts, [1000.0, 1001.0])
     assert eng.stats.windows == 2 and eng.stats.samples == 250
-    res = eng.process([chunk("a", 25, n=5)] + [chunk("a", 26 + k, t0=1002.55 + k * 0.1) for k in range(5)])
+    res = eng.process([chunk("a", 25, n=5, t0=1002.5)] + [chunk("a", 26 + k, t0=1002.55 + k * 0.1) for k in range(5)])
     assert len(res.window_assets) == 1 and res.window_starts[0] == pytest.approx(1002.0)
 
 
@@ -122,6 +122,16 @@ def test_gap_resets_partial_window_and_is_counted() -> None:
     res = eng.process(chunks[:5] + chunks[7:])  # seq 5, 6 missing
     assert eng.stats.gaps == 1 and eng.stats.missing_chunks == 2 and eng.stats.discarded_samples == 50
     assert len(res.window_assets) == 1 and res.window_starts[0] == pytest.approx(1000.7)
+
+
+def test_time_jump_with_consecutive_seq_starts_a_new_window() -> None:
+    """A plant restarted from its seq cursor hours later must not finish the old partial window."""
+    eng, _ = make_engine()
+    first = [chunk("a", k) for k in range(5)]
+    later = [chunk("a", 5 + k, t0=5000.0 + k * 0.1) for k in range(10)]
+    res = eng.process(first + later)
+    assert eng.stats.gaps == 1 and eng.stats.discarded_samples == 50
+    assert res.window_starts.tolist() == [5000.0]
 
 
 def test_replayed_chunks_are_dropped_and_producer_restart_is_accepted() -> None:
