@@ -17,7 +17,7 @@ from federated.client import ClientData
 from federated.model import FaultClassifier, get_parameters, model_config, set_parameters
 from federated.server import FederatedHistory, run_federated
 from federated.stats import local_stats, mean_std, merge_stats
-from federated.strategy import STRATEGIES, make_strategy
+from federated.strategy import STRATEGIES, Strategy, make_strategy
 from fedtwin.features import FEATURE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -101,15 +101,43 @@ def train_strategy(
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; known: {[*STRATEGIES, 'centralised']}")
     model = initial_model(clients, seed, **model_kwargs)
-    fit = {**DEFAULT_FIT, **(fit_config or {}), "model": model_config(model)}
-    kwargs = {**DEFAULT_STRATEGY_KWARGS.get(name, {}), **(strategy_kwargs or {})}
-    if name == "ensemble":
-        # Each expert trains alone on its own data: pooled-style Adam and epochs.
-        fit["local_epochs"] = (fit_config or {}).get("local_epochs", centralised_epochs)
-        fit["optimizer"] = (fit_config or {}).get("optimizer", "adam")
-        fit["learning_rate"] = (fit_config or {}).get("learning_rate")
-        rounds = 1
-    strategy = make_strategy(name, fit, seed=seed, **kwargs)
+    strategy, rounds = make_configured_strategy(
+        name,
+        model,
+        rounds,
+        seed=seed,
+        fit_config=fit_config,
+        strategy_kwargs=strategy_kwargs,
+        expert_epochs=centralised_epochs,
+    )
     history = run_federated(strategy, clients, rounds, get_parameters(model), **run_kwargs)
     set_parameters(model, history.params)
     return model, history
+
+
+def make_configured_strategy(
+    name: str,
+    model: FaultClassifier,
+    rounds: int,
+    *,
+    seed: int = 0,
+    fit_config: Mapping[str, Any] | None = None,
+    strategy_kwargs: Mapping[str, Any] | None = None,
+    expert_epochs: int = 60,
+    **kwargs: Any,
+) -> tuple[Strategy, int]:
+    """The strategy ``name`` with the recipe's client config for ``model``, and the rounds it should run.
+
+    ``ensemble`` runs one round in which every site trains and calibrates its own fault head alone
+    (pooled-style Adam for ``expert_epochs``); ``centralised`` is not federated and is refused here.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown federated strategy {name!r}; known: {sorted(STRATEGIES)}")
+    fit = {**DEFAULT_FIT, **(fit_config or {}), "model": model_config(model)}
+    options = {**DEFAULT_STRATEGY_KWARGS.get(name, {}), **(strategy_kwargs or {}), **kwargs}
+    if name == "ensemble":
+        fit["local_epochs"] = (fit_config or {}).get("local_epochs", expert_epochs)
+        fit["optimizer"] = (fit_config or {}).get("optimizer", "adam")
+        fit["learning_rate"] = (fit_config or {}).get("learning_rate")
+        rounds = 1
+    return make_strategy(name, fit, seed=seed, **options), rounds

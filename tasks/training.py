@@ -152,9 +152,9 @@ def federate(
     """
     from federated.baseline import set_residual_scale, solve_baseline
     from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, to_arrays
-    from federated.pipeline import DEFAULT_FIT, DEFAULT_MODEL, DEFAULT_STRATEGY_KWARGS
+    from federated.pipeline import DEFAULT_MODEL, make_configured_strategy
     from federated.stats import FeatureStats, mean_std, merge_stats
-    from federated.strategy import ClientFailure, make_strategy
+    from federated.strategy import ClientFailure
 
     logger = get_run_logger()
     names = list(FEATURE_NAMES)
@@ -169,10 +169,9 @@ def federate(
     futures0 = [site_stats.submit(x, cfg0, p0) for x in sites.values()]
     stats = [FeatureStats.from_dict(f.result()) for f in futures0]
     model.mean_, model.scale_ = mean_std(merge_stats(stats))
-    fit_config = {**DEFAULT_FIT, "model": model_config(model)}
-    kwargs = DEFAULT_STRATEGY_KWARGS.get(strategy_name, {})
-    strategy = make_strategy(
-        strategy_name, fit_config, min_fit_clients=min(2, len(sites)), seed=seed, **kwargs
+    # The same recipe the federated benchmark measures (per-rule options, the ensemble's single round).
+    strategy, rounds = make_configured_strategy(
+        strategy_name, model, rounds, seed=seed, min_fit_clients=min(2, len(sites))
     )
     params = get_parameters(model)
     history: list[dict[str, float]] = []
