@@ -264,13 +264,28 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _read_pid(state: Path, name: str) -> int | None:
-    f = state / f"{name}.pid"
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (clock ticks since boot), or None when unknown."""
     try:
-        pid = int(f.read_text().strip())
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _read_pid(state: Path, name: str) -> int | None:
+    """The pid fedtwin recorded for ``name`` if that very process still runs (not a reused pid)."""
+    try:
+        pid_s, _, started = (state / f"{name}.pid").read_text().strip().partition(" ")
+        pid = int(pid_s)
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    if not _pid_alive(pid):
+        return None
+    # After a reboot the number may belong to an unrelated process: it must have the recorded start time.
+    now_started = _start_time(pid)
+    if started and now_started is not None and now_started != started:
+        return None
+    return pid
 
 
 def start_process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -321,7 +336,7 @@ def up(settings: Settings, only: tuple[str, ...] = SERVICES, echo: Callable[[str
             )
         log = state / f"{name}.log"
         proc = start_process(spec.argv(), log, spec.env)
-        (state / f"{name}.pid").write_text(str(proc.pid))
+        (state / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
         procs[name] = proc
         echo(f"{name}: starting at {spec.address} (log {log})")
     for name, proc in procs.items():

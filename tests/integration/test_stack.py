@@ -80,3 +80,14 @@ def test_cli_reports_bad_settings_in_one_line(tmp_path: Path) -> None:
     assert out.stderr.strip().count("\n") == 0
     assert "redis_url" in out.stderr and "FEDTWIN_REDIS_URL" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_reused_pid_is_not_taken_for_ours(tmp_path: Path) -> None:
+    """A pid file whose process start time differs (the pid was reused after a reboot) is ignored by down."""
+    state = tmp_path / "stack"
+    state.mkdir()
+    (state / "kafka.pid").write_text(f"{os.getpid()} 1")  # this test process, with another start time
+    s = _settings(tmp_path, stack.free_port(), stack.free_port())
+    assert stack._read_pid(state, "kafka") is None
+    stack.down(s, echo=lambda _: None)  # must not signal this process
+    assert stack.status(s)[0].started_by_fedtwin is False

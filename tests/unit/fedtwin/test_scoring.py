@@ -73,7 +73,8 @@ def test_windows_are_cut_non_overlapping_and_timed_from_t0() -> None:
     assert len(res.window_assets) == 2 and model.calls == [2]  # one vectorised call for the batch
     np.testing.assert_allclose(res.window_starts, [1000.0, 1001.0])
     assert eng.stats.windows == 2 and eng.stats.samples == 250
-    res = eng.process([chunk("a", 25, n=5, t0=1002.5)] + [chunk("a", 26 + k, t0=1002.55 + k * 0.1) for k in range(5)])
+    tail = [chunk("a", 26 + k, t0=1002.55 + k * 0.1) for k in range(5)]
+    res = eng.process([chunk("a", 25, n=5, t0=1002.5), *tail])
     assert len(res.window_assets) == 1 and res.window_starts[0] == pytest.approx(1002.0)
 
 
