@@ -46,9 +46,9 @@ def asset_ids(n: int) -> list[str]:
 
 
 def _redis(settings: Settings) -> Any:
-    import redis
+    from fedtwin.redis_io import redis_client
 
-    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    return redis_client(settings, socket_timeout=5)
 
 
 def _control_key(settings: Settings, asset: str) -> str:

@@ -85,9 +85,9 @@ class ModelStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelStore:
         """Store on the configured Redis."""
-        import redis
+        from fedtwin.redis_io import redis_client
 
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        client = redis_client(settings, socket_timeout=5)
         return cls(client, settings.redis_prefix, settings.signing_key.get_secret_value().encode())
 
     def _k(self, *parts: str) -> str:

@@ -181,17 +181,14 @@ class Scorer:
         ServiceUnavailable
             When Kafka or Redis fail beyond the retries; nothing unacknowledged is committed.
         """
-        import redis
-
         from fedtwin.kafka_io import ensure_topics, make_consumer, make_producer
+        from fedtwin.redis_io import redis_client
 
         t_start = time.monotonic()
         deadline = t_start + max_seconds if max_seconds is not None else float("inf")
         restore = self._install_signals() if handle_signals else None
         try:
-            self._redis = redis.Redis.from_url(
-                self.settings.redis_url, socket_connect_timeout=2, socket_timeout=10
-            )
+            self._redis = redis_client(self.settings)
             if self._store is None:
                 from fedtwin.model_store import ModelStore
 

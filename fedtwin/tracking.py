@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,15 +49,6 @@ def configure(settings: Settings) -> None:
             artifact_location = (settings.artifact_dir.resolve() / "mlflow").as_uri()
         mlflow.create_experiment(settings.mlflow_experiment, artifact_location=artifact_location)
     mlflow.set_experiment(settings.mlflow_experiment)
-
-
-@contextmanager
-def run(name: str, *, nested: bool = False, tags: dict[str, str] | None = None) -> Iterator[str]:
-    """Start a (possibly nested) run and yield its id."""
-    import mlflow
-
-    with mlflow.start_run(run_name=name, nested=nested, tags=tags) as active:
-        yield active.info.run_id
 
 
 def log_model(

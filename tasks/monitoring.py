@@ -17,9 +17,9 @@ KEEP_REPORTS = 100
 
 
 def _redis() -> Any:
-    import redis
+    from fedtwin.redis_io import redis_client
 
-    return redis.Redis.from_url(get_settings().redis_url, socket_timeout=10)
+    return redis_client(get_settings())
 
 
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)

@@ -153,12 +153,11 @@ def store_reference(version: int, X: np.ndarray, feature_names: list[str]) -> st
     """Healthy feature windows the serving model is compared against by the drift monitor."""
     import json
 
-    import redis
-
     from fedtwin.model_store import pack_arrays
+    from fedtwin.redis_io import redis_client
 
     settings = get_settings()
     key = settings.key("reference", str(version))
-    with redis.Redis.from_url(settings.redis_url, socket_timeout=10) as client:
+    with redis_client(settings) as client:
         client.mset({key: pack_arrays({"X": X}), key + ":features": json.dumps(feature_names)})
     return key

@@ -66,9 +66,9 @@ def read_stream(name: str, field: str, since_s: float = 0.0) -> list[dict[str, A
     """JSON records of one of fedtwin's Redis streams (``alerts``, ``truth``) added since a wall time."""
     import json
 
-    import redis
+    from fedtwin.redis_io import redis_client
 
     s = get_settings()
-    with redis.Redis.from_url(s.redis_url, socket_timeout=10) as client:
+    with redis_client(s) as client:
         entries = client.xrange(s.key(name), min=f"{int(since_s * 1000)}-0")
     return [json.loads(fields[field.encode()]) for _id, fields in entries]

@@ -7,7 +7,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -90,9 +89,3 @@ def trained(fedtwin_env: Settings, prefect_api: None) -> dict:
     from flows.training import training_flow
 
     return training_flow(profile="demo", reason="test")
-
-
-@pytest.fixture()
-def data_root(tmp_path: Path) -> Path:
-    """A per-test data folder."""
-    return tmp_path
