@@ -34,7 +34,24 @@ BASELINE_TARGETS: tuple[str, ...] = (
     "current_vs_flow_phase3_sin",
     "flow_ripple_rel",
     "flow_order1_rel",
+    # One short cylinder breaks the three-fold symmetry: the leak's own signature.
+    "flow_order2_rel",
+    "flow_asym_orders12",
+    "cyl_flow_spread_rel",
 )
+#: Residuals that only a seal leak moves (one cylinder delivering less: crank orders 1 and 2 of the flow).
+LEAK_SIGNATURE: tuple[str, ...] = ("flow_order1_rel", "flow_order2_rel")
+#: Residuals a leak shares with other faults (delivery, current, ripple). Their leak share, predicted linearly
+#: from LEAK_SIGNATURE, is removed so a blocked inlet's cavitation or a bearing's current reads the same with
+#: or without a leak: the label-skewed sites never show a head the combinations.
+LEAK_SHARED: tuple[str, ...] = (
+    "current_mean_a",
+    "volumetric_efficiency",
+    "flow_order3_rel",
+    "flow_order6_rel",
+    "current_order3_abs",
+)
+LEAK_COLUMN = 0  # column of the leak in the label matrix (federated.model.FAULT_NAMES[0])
 _INPUT_REF = (7.0, 1916.0)  # nominal outlet bar, motor rpm: keeps the polynomial well conditioned
 
 
@@ -47,18 +64,35 @@ class HealthyBaseline:
     input_ref: np.ndarray
     coef: np.ndarray  # (n_poly, n_targets)
     scale: np.ndarray  # (n_targets,)
+    #: Leak share removal: residuals of ``shared`` regressed on [residuals of ``signature``, 1].
+    signature: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
+    shared_coef: np.ndarray | None = None  # (len(signature) + 1, len(shared))
 
     @property
     def output_names(self) -> tuple[str, ...]:
         """Names of the residual features appended to the input."""
-        return tuple(f"resid_{t}" for t in self.targets)
+        leak_free = (
+            tuple(f"resid_{t}_leak_removed" for t in self.shared) if self.shared_coef is not None else ()
+        )
+        return tuple(f"resid_{t}" for t in self.targets) + leak_free
+
+    def raw_residuals(self, X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
+        """Target minus its healthy prediction, in the target's units, shape (n, n_targets)."""
+        names = list(feature_names)
+        phi = design(X[:, [names.index(n) for n in self.inputs]], self.input_ref)
+        return X[:, [names.index(n) for n in self.targets]] - phi @ self.coef
 
     def transform(self, X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
-        """``asinh(residual / scale)`` per target, shape (n, n_targets)."""
-        idx_in = [list(feature_names).index(n) for n in self.inputs]
-        idx_t = [list(feature_names).index(n) for n in self.targets]
-        phi = design(X[:, idx_in], self.input_ref)
-        return np.arcsinh((X[:, idx_t] - phi @ self.coef) / self.scale)
+        """``asinh(residual / scale)`` per target, then the leak-removed residuals; shape (n, outputs)."""
+        R = self.raw_residuals(X, feature_names)
+        out = np.arcsinh(R / self.scale)
+        if self.shared_coef is None:
+            return out
+        t = list(self.targets)
+        sig, sh = [t.index(n) for n in self.signature], [t.index(n) for n in self.shared]
+        E = np.column_stack([R[:, sig], np.ones(len(R))])
+        return np.hstack([out, np.arcsinh((R[:, sh] - E @ self.shared_coef) / self.scale[sh])])
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form (used in model metadata / client config)."""
@@ -68,23 +102,37 @@ class HealthyBaseline:
             "input_ref": self.input_ref.tolist(),
             "coef": self.coef.tolist(),
             "scale": self.scale.tolist(),
+            "signature": list(self.signature),
+            "shared": list(self.shared),
+            "shared_coef": None if self.shared_coef is None else self.shared_coef.tolist(),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> HealthyBaseline:
-        """Inverse of :meth:`to_json`, with shape checks."""
+        """Inverse of :meth:`to_json`, with shape checks (models written before leak removal load too)."""
+        sc = d.get("shared_coef")
         b = cls(
             tuple(d["inputs"]),
             tuple(d["targets"]),
             np.asarray(d["input_ref"], dtype=np.float64),
             np.asarray(d["coef"], dtype=np.float64),
             np.asarray(d["scale"], dtype=np.float64),
+            tuple(d.get("signature", ())),
+            tuple(d.get("shared", ())),
+            None if sc is None else np.asarray(sc, dtype=np.float64),
         )
         n_poly = design(np.zeros((1, len(b.inputs))), b.input_ref).shape[1]
         if b.coef.shape != (n_poly, len(b.targets)) or b.scale.shape != (len(b.targets),):
             raise ValueError("baseline coef/scale shapes do not match inputs/targets")
         if not (np.all(np.isfinite(b.coef)) and np.all(b.scale > 0)):
             raise ValueError("baseline coef must be finite and scale > 0")
+        if b.shared_coef is not None:
+            if not set(b.signature + b.shared) <= set(b.targets):
+                raise ValueError("leak signature/shared residuals must be baseline targets")
+            if b.shared_coef.shape != (len(b.signature) + 1, len(b.shared)) or not np.all(
+                np.isfinite(b.shared_coef)
+            ):
+                raise ValueError("leak removal coefficients do not match signature/shared")
         return b
 
 
@@ -134,21 +182,58 @@ def solve_baseline(
 
 
 def local_residual_ss(
-    X: np.ndarray, Y: np.ndarray, feature_names: Sequence[str], baseline: HealthyBaseline
+    X: np.ndarray,
+    Y: np.ndarray,
+    feature_names: Sequence[str],
+    baseline: HealthyBaseline,
+    signature: Sequence[str] = LEAK_SIGNATURE,
+    shared: Sequence[str] = LEAK_SHARED,
 ) -> dict[str, np.ndarray]:
-    """A client's healthy-row residual sum of squares per target and count."""
-    H = _healthy(X, Y)
-    names = list(feature_names)
-    phi = design(H[:, [names.index(n) for n in baseline.inputs]], baseline.input_ref)
-    R = H[:, [names.index(n) for n in baseline.targets]] - phi @ baseline.coef
-    return {"ss": np.square(R).sum(axis=0), "count": np.array(float(len(H)))}
+    """A client's healthy-row residual sum of squares per target and count, plus the normal equations of the
+    leak share (``shared`` residuals on [``signature`` residuals, 1]) over its rows with no other fault."""
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y)
+    healthy = Y.sum(axis=1) == 0
+    R = baseline.raw_residuals(X[healthy], feature_names)
+    out = {"ss": np.square(R).sum(axis=0), "count": np.array(float(healthy.sum()))}
+    t = list(baseline.targets)
+    if set(signature) | set(shared) <= set(t) and signature and shared:
+        others = np.delete(Y, LEAK_COLUMN, axis=1) if Y.shape[1] > LEAK_COLUMN else Y
+        rows = others.sum(axis=1) == 0
+        Rl = baseline.raw_residuals(X[rows], feature_names)
+        E = np.column_stack([Rl[:, [t.index(n) for n in signature]], np.ones(len(Rl))])
+        out["leak_gram"] = E.T @ E
+        out["leak_cross"] = E.T @ Rl[:, [t.index(n) for n in shared]]
+        out["leak_rows"] = np.array(float(Y[rows, LEAK_COLUMN].sum()) if Y.shape[1] > LEAK_COLUMN else 0.0)
+    return out
 
 
-def set_residual_scale(baseline: HealthyBaseline, ss: Iterable[Mapping[str, np.ndarray]]) -> HealthyBaseline:
-    """Baseline with ``scale`` = pooled healthy residual RMS (floored so a perfect fit cannot divide by 0)."""
+def set_residual_scale(
+    baseline: HealthyBaseline,
+    ss: Iterable[Mapping[str, np.ndarray]],
+    signature: Sequence[str] = LEAK_SIGNATURE,
+    shared: Sequence[str] = LEAK_SHARED,
+    min_leak_rows: int = 10,
+) -> HealthyBaseline:
+    """Baseline with ``scale`` = pooled healthy residual RMS (floored so a perfect fit cannot divide by 0),
+    when the sites hold at least ``min_leak_rows`` leak rows, the leak share's least-squares coefficients."""
     items = list(ss)
     total = np.sum([s["ss"] for s in items], axis=0)
     n = float(np.sum([s["count"] for s in items]))
     rms = np.sqrt(total / max(n, 1.0))
     scale = np.maximum(rms, 1e-9 + 1e-6 * np.abs(baseline.coef[0]))
-    return HealthyBaseline(baseline.inputs, baseline.targets, baseline.input_ref, baseline.coef, scale)
+    leak = [s for s in items if "leak_gram" in s]
+    shared_coef = None
+    if leak and float(np.sum([s["leak_rows"] for s in leak])) >= min_leak_rows:
+        G = np.sum([s["leak_gram"] for s in leak], axis=0)
+        C = np.sum([s["leak_cross"] for s in leak], axis=0)
+        shared_coef = np.linalg.solve(G + 1e-9 * np.trace(G) * np.eye(len(G)), C)
+    return HealthyBaseline(
+        baseline.inputs,
+        baseline.targets,
+        baseline.input_ref,
+        baseline.coef,
+        scale,
+        tuple(signature) if shared_coef is not None else (),
+        tuple(shared) if shared_coef is not None else (),
+        shared_coef,
+    )

@@ -1,7 +1,11 @@
 """Multi-label pump fault classifier in plain numpy, its parameter bridge and its safe serialisation.
 
-The network has one small independent sub-network ("head") per fault: head ``k`` maps the standardised
-features to the probability that fault ``k`` is present. Heads share no weights, so
+The network has small independent sub-networks ("heads"), each reading its own subset of the standardised
+inputs (``head_inputs``) and voting for one fault (``head_groups``); a fault's probability is the noisy-OR of
+its heads, ``1 - prod(1 - p_head)``, so a fault with two kinds of evidence (a blocked inlet: extra suction
+current when mild, cavitation once severe) is seen when either is, and evidence another fault can mask (a worn
+bearing's current hides a mild blockage's) cannot veto the other. By default there is one head per fault
+reading every input. Heads share no weights, so
 
 * a fault combination is scored by independent detectors (no 8-way softmax that would need every subset seen),
 * an expert trained at the one site that holds fault ``k`` can be dropped in as head ``k`` (expert ensemble),
@@ -31,7 +35,8 @@ from federated.baseline import (
 logger = logging.getLogger(__name__)
 
 FAULT_NAMES: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # version 1: one all-input head per fault
 MODEL_KIND = "fedtwin.fault_heads"
 _PARAM_NAMES_MLP = ("W1", "b1", "W2", "b2")
 _PARAM_NAMES_LOGISTIC = ("W", "b")
@@ -75,6 +80,10 @@ class FaultClassifier(BaseEstimator):
         Names of the input columns, carried into the serialised model.
     random_state : int
         Seed for the weight init and minibatch order.
+    head_inputs : sequence of sequence of str or None
+        Input names (features, then baseline residuals) each head reads; None: every input.
+    head_groups : sequence of int or None
+        Fault index each head votes for (same length as ``head_inputs``); None: head ``k`` is fault ``k``.
     """
 
     def __init__(
@@ -88,6 +97,8 @@ class FaultClassifier(BaseEstimator):
         fault_names: Sequence[str] = FAULT_NAMES,
         feature_names: Sequence[str] | None = None,
         random_state: int = 0,
+        head_inputs: Sequence[Sequence[str]] | None = None,
+        head_groups: Sequence[int] | None = None,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -98,6 +109,8 @@ class FaultClassifier(BaseEstimator):
         self.fault_names = fault_names
         self.feature_names = feature_names
         self.random_state = random_state
+        self.head_inputs = head_inputs
+        self.head_groups = head_groups
 
     # ------------------------------------------------------------------ structure
     @property
@@ -125,7 +138,8 @@ class FaultClassifier(BaseEstimator):
                 raise ValueError(f"baseline needs features missing from feature_names: {sorted(missing)}")
         self.n_features_in_ = int(n_features)
         self.baseline_ = baseline
-        k, f, h = len(self.fault_names), self.n_inputs_, int(self.hidden)
+        k, f, h = self._n_heads(), self.n_inputs_, int(self.hidden)
+        self.groups_, self.input_mask_ = self._head_structure()
         rng = np.random.default_rng(self.random_state)
         self.mean_ = np.zeros(f) if mean is None else np.asarray(mean, dtype=np.float64).copy()
         self.scale_ = np.ones(f) if scale is None else np.asarray(scale, dtype=np.float64).copy()
@@ -133,12 +147,13 @@ class FaultClassifier(BaseEstimator):
             raise ValueError(f"scaler mean/scale must have shape ({f},)")
         if np.any(self.scale_ <= 0) or not np.all(np.isfinite(self.scale_)):
             raise ValueError("scaler scale must be finite and > 0")
-        self.thresholds_ = np.full(k, 0.5)
+        self.thresholds_ = np.full(len(self.fault_names), 0.5)
         if h > 0:
-            # Glorot-uniform so tanh starts in its linear range.
-            lim1 = np.sqrt(6.0 / (f + h))
+            # Glorot-uniform over the inputs a head reads, so tanh starts in its linear range.
+            fan_in = max(1.0, float(self.input_mask_.sum(axis=1).mean()))
+            lim1 = np.sqrt(6.0 / (fan_in + h))
             lim2 = np.sqrt(6.0 / (h + 1))
-            self.W1_ = rng.uniform(-lim1, lim1, size=(k, f, h))
+            self.W1_ = rng.uniform(-lim1, lim1, size=(k, f, h)) * self.input_mask_[:, :, None]
             self.b1_ = np.zeros((k, h))
             self.W2_ = rng.uniform(-lim2, lim2, size=(k, h))
             self.b2_ = np.zeros(k)
@@ -147,27 +162,72 @@ class FaultClassifier(BaseEstimator):
             self.b_ = np.zeros(k)
         return self
 
+    def _n_heads(self) -> int:
+        return len(self.fault_names) if self.head_groups is None else len(self.head_groups)
+
+    def input_names(self) -> list[str]:
+        """Names of the network inputs: features, then the baseline's residual columns."""
+        names = list(self.feature_names) if self.feature_names is not None else []
+        if len(names) != int(self.n_features_in_):
+            names = [f"x{i}" for i in range(int(self.n_features_in_))]
+        b = getattr(self, "baseline_", None)
+        return names + ([] if b is None else list(b.output_names))
+
+    def _head_structure(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fault index per head and the (heads, inputs) 0/1 mask of what each head reads."""
+        k = len(self.fault_names)
+        groups = np.arange(k) if self.head_groups is None else np.asarray(self.head_groups, dtype=np.int64)
+        if groups.ndim != 1 or np.any(groups < 0) or np.any(groups >= k):
+            raise ValueError(f"head_groups must name faults 0..{k - 1}, got {self.head_groups!r}")
+        if set(groups.tolist()) != set(range(k)):
+            raise ValueError(f"every fault needs at least one head, got head_groups={groups.tolist()}")
+        names = self.input_names()
+        mask = np.ones((len(groups), len(names)))
+        if self.head_inputs is not None:
+            if len(self.head_inputs) != len(groups):
+                raise ValueError(f"head_inputs has {len(self.head_inputs)} entries for {len(groups)} heads")
+            mask[:] = 0.0
+            for j, cols in enumerate(self.head_inputs):
+                unknown = sorted(set(cols) - set(names))
+                if unknown or not cols:
+                    raise ValueError(f"head {j} reads unknown or no inputs: {unknown or cols}")
+                mask[j, [names.index(c) for c in cols]] = 1.0
+        return groups, mask
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "mean_"):
             raise RuntimeError("FaultClassifier is not initialised; call fit() or initialize() first")
 
     # ------------------------------------------------------------------ inference (plain numpy)
     def _forward(self, Xs: np.ndarray, params: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits (n, k) and hidden activations (n, k, h) for standardised inputs."""
+        """Head logits (n, heads) and hidden activations (n, heads, h) for standardised inputs."""
+        M = self.input_mask_
         if int(self.hidden) > 0:
             W1, b1, W2, b2 = params
             k, f, h = W1.shape
+            W1 = W1 * M[:, :, None]  # masked weights stay out even if an aggregate (DP noise) touched them
             Z = (Xs @ W1.transpose(1, 0, 2).reshape(f, k * h)).reshape(-1, k, h) + b1
             A = np.tanh(Z) if self.activation == "tanh" else np.maximum(Z, 0.0)
             return np.einsum("nkh,kh->nk", A, W2) + b2, A
         W, b = params
-        return Xs @ W.T + b, None
+        return Xs @ (W * M).T + b, None
+
+    def _fault_logits(self, z: np.ndarray) -> np.ndarray:
+        """Per-fault logit of the noisy-OR of its heads (exactly the head logit for a lone head)."""
+        # -log(1 - p) = sum of softplus(z) over the fault's heads; logit(p) = log(expm1(that sum)).
+        sp = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+        k = len(self.fault_names)
+        total = np.zeros((len(z), k))
+        np.add.at(total.T, self.groups_, sp.T)
+        total = np.maximum(total, 1e-300)
+        big = total > 30.0
+        return np.where(big, total, np.log(np.expm1(np.where(big, 1.0, total))))
 
     @property
     def n_inputs_(self) -> int:
         """Width of the network input: raw features plus baseline residuals."""
         b = getattr(self, "baseline_", None)
-        return int(self.n_features_in_) + (len(b.targets) if b is not None else 0)
+        return int(self.n_features_in_) + (len(b.output_names) if b is not None else 0)
 
     def augment(self, X: np.ndarray) -> np.ndarray:
         """Raw features with the healthy-baseline residual columns appended (identity without a baseline)."""
@@ -184,7 +244,7 @@ class FaultClassifier(BaseEstimator):
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Per-fault logits, shape (n, n_faults)."""
         self._check_fitted()
-        return self._forward(self._standardise(X), get_parameters(self))[0]
+        return self._fault_logits(self._forward(self._standardise(X), get_parameters(self))[0])
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Per-fault probabilities, shape (n, n_faults)."""
@@ -264,8 +324,9 @@ def train_local(
     lr = float(model.learning_rate if learning_rate is None else learning_rate)
     bs = int(model.batch_size if batch_size is None else batch_size)
     k = len(model.fault_names)
-    head_mask = np.zeros(k)
-    head_mask[list(range(k)) if heads is None else list(heads)] = 1.0
+    fault_mask = np.zeros(k)
+    fault_mask[list(range(k)) if heads is None else list(heads)] = 1.0
+    head_mask = fault_mask[model.groups_]
     params = get_parameters(model)
     center = [p.copy() for p in params]
     m = [np.zeros_like(p) for p in params]
@@ -296,9 +357,9 @@ def train_local(
                 vhat = v[i] / (1 - b2**step)
                 params[i] = params[i] - lr * mhat / (np.sqrt(vhat) + eps)
     set_parameters(model, params)
-    logits = model._forward(Xs, params)[0]
-    loss = float(np.mean(_bce_with_logits(logits, Y)[:, head_mask > 0]))
-    acc = float(np.mean(((logits >= 0) == (Y > 0.5))[:, head_mask > 0]))
+    logits = model._fault_logits(model._forward(Xs, params)[0])
+    loss = float(np.mean(_bce_with_logits(logits, Y)[:, fault_mask > 0]))
+    acc = float(np.mean(((logits >= 0) == (Y > 0.5))[:, fault_mask > 0]))
     return {"train_loss": loss, "train_acc": acc, "steps": float(step)}
 
 
@@ -311,16 +372,21 @@ def _gradients(
     model: FaultClassifier, params: list[np.ndarray], Xs: np.ndarray, Y: np.ndarray, head_mask: np.ndarray
 ) -> list[np.ndarray]:
     """Gradients of the mean BCE (summed over the trained heads) w.r.t. every parameter."""
-    logits, A = model._forward(Xs, params)
-    G = (_sigmoid(logits) - Y) * head_mask / len(Xs)
+    z, A = model._forward(Xs, params)
+    groups, M = model.groups_, model.input_mask_
+    # Noisy-OR: dBCE/dz_head = (p_fault - y) * sigmoid(z_head) / p_fault (sigmoid(z) - y for a lone head).
+    p = _sigmoid(model._fault_logits(z))[:, groups]
+    s = _sigmoid(z)
+    ratio = np.minimum(s / np.maximum(p, 1e-300), 1.0)
+    G = (p - Y[:, groups]) * ratio * head_mask / len(Xs)
     if A is None:
-        return [G.T @ Xs, G.sum(axis=0)]
+        return [(G.T @ Xs) * M, G.sum(axis=0)]
     _, _, W2, _ = params
     gW2 = np.einsum("nk,nkh->kh", G, A)
     gb2 = G.sum(axis=0)
     dA = G[:, :, None] * W2[None, :, :]
     dZ = dA * (1.0 - A * A) if model.activation == "tanh" else dA * (A > 0)
-    gW1 = np.einsum("nf,nkh->kfh", Xs, dZ)
+    gW1 = np.einsum("nf,nkh->kfh", Xs, dZ) * M[:, :, None]
     gb1 = dZ.sum(axis=0)
     return [gW1, gb1, gW2, gb2]
 
@@ -337,6 +403,12 @@ def calibrate_head(
     y = np.asarray(y, dtype=np.float64)
     if len(np.unique(y)) < 2:
         raise ValueError("calibration needs both classes")
+    heads = np.flatnonzero(model.groups_ == head)
+    if len(heads) != 1:
+        # A noisy-OR of several heads has no last layer to fold a Platt map into; its heads stay as trained.
+        logger.info("head %d is a noisy-OR of %d heads: not calibrated", head, len(heads))
+        return 1.0, 0.0
+    head = int(heads[0])
     a, c = 1.0, 0.0
     for _ in range(iters):
         p = _sigmoid(a * z + c)
@@ -386,6 +458,20 @@ def set_parameters(model: FaultClassifier, params: Sequence[np.ndarray]) -> Faul
 
 # ---------------------------------------------------------------------- safe serialisation
 _HYPER_KEYS = ("hidden", "epochs", "learning_rate", "batch_size", "alpha", "activation", "random_state")
+_STRUCTURE_KEYS = (
+    "head_inputs",
+    "head_groups",
+)  # absent from format version 1 (one all-input head per fault)
+
+
+def _hyper(config: Mapping[str, Any]) -> dict[str, Any]:
+    hp = dict(config["hyperparameters"])
+    out = {k: hp[k] for k in _HYPER_KEYS}
+    if hp.get("head_inputs") is not None:
+        out["head_inputs"] = tuple(tuple(str(c) for c in cols) for cols in hp["head_inputs"])
+    if hp.get("head_groups") is not None:
+        out["head_groups"] = tuple(int(g) for g in hp["head_groups"])
+    return out
 
 
 def to_arrays(model: FaultClassifier) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -399,13 +485,19 @@ def to_arrays(model: FaultClassifier) -> tuple[dict[str, np.ndarray], dict[str, 
         arrays["baseline_coef"] = model.baseline_.coef.copy()
         arrays["baseline_scale"] = model.baseline_.scale.copy()
         arrays["baseline_input_ref"] = model.baseline_.input_ref.copy()
+        if model.baseline_.shared_coef is not None:
+            arrays["baseline_shared_coef"] = model.baseline_.shared_coef.copy()
     n_f = int(model.n_features_in_)
     names = list(model.feature_names) if model.feature_names is not None else [f"x{i}" for i in range(n_f)]
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model_kind": MODEL_KIND,
         "architecture": "mlp_heads" if int(model.hidden) > 0 else "logistic_heads",
-        "hyperparameters": {key: _jsonable(getattr(model, key)) for key in _HYPER_KEYS},
+        "hyperparameters": {
+            **{key: _jsonable(getattr(model, key)) for key in _HYPER_KEYS},
+            "head_inputs": None if model.head_inputs is None else [list(c) for c in model.head_inputs],
+            "head_groups": None if model.head_groups is None else [int(g) for g in model.head_groups],
+        },
         "feature_names": names,
         "fault_names": list(model.fault_names),
         "n_features": n_f,
@@ -414,7 +506,7 @@ def to_arrays(model: FaultClassifier) -> tuple[dict[str, np.ndarray], dict[str, 
         "feature_scale": [float(x) for x in model.scale_],
         "param_names": list(model.param_names),
         "baseline": None if model.baseline_ is None else model.baseline_.to_json(),
-        "input_names": names + ([] if model.baseline_ is None else list(model.baseline_.output_names)),
+        "input_names": model.input_names(),
         "array_shapes": {k: list(a.shape) for k, a in arrays.items()},
     }
     json.dumps(meta)  # fail here, not in the store, if anything is not JSON-able
@@ -431,15 +523,14 @@ def from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Fa
     """Rebuild a model from :func:`to_arrays` output, validating kind, version, shapes and dtypes."""
     if meta.get("model_kind") != MODEL_KIND:
         raise ValueError(f"unknown model_kind {meta.get('model_kind')!r}")
-    if int(meta.get("format_version", -1)) != FORMAT_VERSION:
+    if int(meta.get("format_version", -1)) not in _READABLE_VERSIONS:
         raise ValueError(f"unsupported format_version {meta.get('format_version')!r}")
     for key, arr in arrays.items():
         a = np.asarray(arr)
         if a.dtype.kind != "f":
             raise ValueError(f"array {key!r} has non-float dtype {a.dtype}")
-    hp = {k: meta["hyperparameters"][k] for k in _HYPER_KEYS}
     model = FaultClassifier(
-        **hp, fault_names=tuple(meta["fault_names"]), feature_names=tuple(meta["feature_names"])
+        **_hyper(meta), fault_names=tuple(meta["fault_names"]), feature_names=tuple(meta["feature_names"])
     )
     if list(model.param_names) != list(meta["param_names"]):
         raise ValueError("param_names do not match the architecture")
@@ -452,6 +543,9 @@ def from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Fa
                 "input_ref": arrays["baseline_input_ref"],
                 "coef": arrays["baseline_coef"],
                 "scale": arrays["baseline_scale"],
+                "signature": meta["baseline"].get("signature", ()),
+                "shared": meta["baseline"].get("shared", ()),
+                "shared_coef": arrays.get("baseline_shared_coef"),
             }
         )
     model.initialize(int(meta["n_features"]), arrays["feature_mean"], arrays["feature_scale"], baseline)
@@ -470,9 +564,10 @@ def model_config(model: FaultClassifier) -> dict[str, Any]:
 
 def model_from_config(config: Mapping[str, Any], params: Sequence[np.ndarray]) -> FaultClassifier:
     """Rebuild a model from :func:`model_config` and a parameter list (client side of the bridge)."""
-    hp = {k: config["hyperparameters"][k] for k in _HYPER_KEYS}
     model = FaultClassifier(
-        **hp, fault_names=tuple(config["fault_names"]), feature_names=tuple(config["feature_names"])
+        **_hyper(config),
+        fault_names=tuple(config["fault_names"]),
+        feature_names=tuple(config["feature_names"]),
     )
     baseline = None if config.get("baseline") is None else HealthyBaseline.from_json(config["baseline"])
     model.initialize(
