@@ -30,6 +30,8 @@ class ExpertEnsemble(Strategy):
     def aggregate(self, server_round: int, results: list[ClientResult], global_params: Params) -> Params:
         """Head-wise example-weighted average over the experts of each fault."""
         fault_names = list(self.fit_config["model"]["fault_names"])
+        hyper = self.fit_config["model"].get("hyperparameters", {})
+        groups = hyper.get("head_groups") or range(len(fault_names))
         out = [g.copy() for g in global_params]
         for k, fault in enumerate(fault_names):
             experts = [r for r in results if r.metrics.get(f"positives_{fault}", 0.0) > 0]
@@ -40,7 +42,8 @@ class ExpertEnsemble(Strategy):
                 continue
             w = np.array([r.num_examples for r in experts], dtype=np.float64)
             w /= w.sum()
+            heads = [j for j, g in enumerate(groups) if g == k]  # a fault may have several heads
             for i in range(len(out)):
                 # Every parameter array has the head axis first (see federated.model).
-                out[i][k] = sum(wi * r.params[i][k] for wi, r in zip(w, experts, strict=True))
+                out[i][heads] = sum(wi * r.params[i][heads] for wi, r in zip(w, experts, strict=True))
         return out

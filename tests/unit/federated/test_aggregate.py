@@ -89,3 +89,19 @@ def test_ensemble_takes_each_head_from_its_expert() -> None:
     W, b = s.aggregate_fit(1, results, [])
     np.testing.assert_allclose(W, [[1, 1], [2, 2], [3, 3]])
     np.testing.assert_allclose(b, [1, 2, 3])
+
+
+def test_ensemble_takes_every_head_of_a_fault_from_its_expert() -> None:
+    """With head_groups (leak, inlet, inlet, bearing) the bearing expert's head is the fourth array row."""
+    names = CFG["model"]["fault_names"]
+    cfg = {"model": {**CFG["model"], "hyperparameters": {"head_groups": [0, 1, 1, 2]}}}
+    g = [np.zeros((4, 2)), np.zeros(4)]
+    results = []
+    for k in range(3):
+        metrics = {f"positives_{n}": float(i == k) * 10 for i, n in enumerate(names)}
+        results.append(ClientResult([np.full((4, 2), k + 1.0), np.full(4, k + 1.0)], 20, metrics, f"s{k}"))
+    s = ExpertEnsemble(cfg)
+    s.configure_fit(1, g, ["s0", "s1", "s2"])
+    W, b = s.aggregate_fit(1, results, [])
+    np.testing.assert_allclose(b, [1, 2, 2, 3])
+    np.testing.assert_allclose(W, [[1, 1], [2, 2], [2, 2], [3, 3]])
