@@ -152,7 +152,7 @@ def federate(
     """
     from federated.baseline import set_residual_scale, solve_baseline
     from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, to_arrays
-    from federated.pipeline import DEFAULT_MODEL, make_configured_strategy
+    from fedtwin.recipe import DEFAULT_MODEL, make_configured_strategy
     from federated.stats import FeatureStats, mean_std, merge_stats
     from federated.strategy import ClientFailure
 

@@ -1,7 +1,9 @@
-"""Pure federated training recipes shared by the benchmark and the Prefect tasks.
+"""The production training recipe for the pump's features, shared by the benchmark and the Prefect tasks.
 
-The round-0 model from client statistics, the centralised baseline, and ``train_strategy``; the data sets
-live in fedtwin.datasets.
+What each head reads (named fedtwin features and their healthy-baseline residuals), the per-rule options, the
+round-0 model from client statistics, the centralised baseline and ``train_strategy``. It lives here, not in
+federated/, because it names fedtwin's features; the federated core stays generic. Pure: no Prefect, Kafka,
+Redis or MLflow. The data sets live in fedtwin.datasets.
 """
 
 from __future__ import annotations
