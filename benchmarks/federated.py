@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     from federated.dp import DPFixedClipping
     from federated.evaluate import evaluate_predictions, format_confusion
     from federated.model import FAULT_NAMES, get_parameters, model_config, set_parameters
-    from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL, initial_model, train_strategy
     from federated.server import run_federated
     from federated.strategy import FedAvg
     from fedtwin.datasets import SweepConfig, build_clients, build_test_set
+    from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL, initial_model, train_strategy
 
     cfg = SweepConfig(seed=args.seed)
     if args.window_s is not None:

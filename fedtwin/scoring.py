@@ -31,6 +31,7 @@ FeatureFn = Callable[[dict[str, np.ndarray], float], np.ndarray]
 #: A chunk whose t0 is further than this from where the previous chunk ended starts a new window.
 TIME_GAP_S = 0.05
 
+
 class ProbaModel(Protocol):
     """What the engine needs from a classifier."""
 

@@ -152,9 +152,9 @@ def federate(
     """
     from federated.baseline import set_residual_scale, solve_baseline
     from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, to_arrays
-    from fedtwin.recipe import DEFAULT_MODEL, make_configured_strategy
     from federated.stats import FeatureStats, mean_std, merge_stats
     from federated.strategy import ClientFailure
+    from fedtwin.recipe import DEFAULT_MODEL, make_configured_strategy
 
     logger = get_run_logger()
     names = list(FEATURE_NAMES)
