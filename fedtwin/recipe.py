@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from federated.baseline import local_gram, local_residual_ss, set_residual_scale, solve_baseline
+from federated.baseline import (
+    BASELINE_TARGETS,
+    local_gram,
+    local_residual_ss,
+    set_residual_scale,
+    solve_baseline,
+)
 from federated.client import ClientData
 from federated.model import FaultClassifier, get_parameters, model_config, set_parameters
 from federated.server import FederatedHistory, run_federated
@@ -80,6 +86,7 @@ def initial_model(
     seed: int = 0,
     feature_names: Sequence[str] = FEATURE_NAMES,
     use_baseline: bool = True,
+    baseline_targets: Sequence[str] = BASELINE_TARGETS,
     **model_kwargs: Any,
 ) -> FaultClassifier:
     """Global model at round 0 from client statistics only: healthy baseline (Gram sums), then the scaler of
@@ -90,7 +97,10 @@ def initial_model(
     )
     baseline = None
     if use_baseline:
-        base = solve_baseline(local_gram(c.X, c.Y, names) for c in clients.values())
+        targets = tuple(baseline_targets)
+        base = solve_baseline(
+            (local_gram(c.X, c.Y, names, targets=targets) for c in clients.values()), targets=targets
+        )
         baseline = set_residual_scale(
             base, [local_residual_ss(c.X, c.Y, names, base) for c in clients.values()]
         )
