@@ -3,11 +3,12 @@
 Run from the repo root: ``python -m benchmarks.suction_sensor``. The four reference sensors cannot tell a
 mildly blocked inlet from a slightly worse bearing (both only raise motor current), which caps exact match
 well below the issue's 95 %. A suction-pressure transducer sees the strainer's pressure drop directly. This
-measures what one would add, on the same sweeps, seeds and recipe as ``benchmarks.federated``: the plant's physical
-suction-manifold pressure (gauge, bar) plus sensor noise like the outlet pressure sensor's (0.02 bar, 1 kHz),
-averaged per window, is appended as one feature; the healthy baseline models it like the other residuals and a
-fifth head (voting for the blocked inlet) reads its residual and the operating point. The streaming contract
-is not changed here: this is the measurement behind the decision to add the sensor, not the production path.
+measures what one would add, on the same sweeps, seeds and recipe as ``benchmarks.federated``: the plant's
+physical suction-manifold pressure (gauge, bar) plus noise like the outlet pressure sensor's (0.02 bar,
+1 kHz), averaged per window, is appended as one feature; the healthy baseline models it like the other
+residuals and a fifth head (voting for the blocked inlet) reads its residual and the operating point. The
+streaming contract is not changed here: this measures the case for adding the sensor; it is not the
+production path.
 """
 
 from __future__ import annotations
