@@ -87,9 +87,8 @@ def check_drift(
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out_dir = Path(s.monitoring_dir).resolve() / "reports"
     html, js = save_reports(feature, out_dir, f"drift-{stamp}")
-    for old in sorted(out_dir.glob("drift-*"))[
-        : -2 * KEEP_REPORTS
-    ]:  # bounded disk use at one check per 5 min
+    # Bounded disk use at one check per 5 min.
+    for old in sorted(out_dir.glob("drift-*"))[: -2 * KEEP_REPORTS]:
         old.unlink(missing_ok=True)
     prediction = None
     if feature.is_valid:
