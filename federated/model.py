@@ -57,6 +57,22 @@ def _bce_with_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
 
 
+def decide(P: np.ndarray, thresholds: np.ndarray, fallback: float | None = None) -> np.ndarray:
+    """0/1 faults per row: fault ``k`` where ``P[:, k] >= thresholds[k]``; and where none clears its threshold
+    but the most probable fault has at least ``fallback``, that fault alone.
+
+    Independent heads can split one piece of evidence: a current excess between what a severely blocked inlet
+    and a mildly worn bearing draw gets p ~0.4 from each, so neither fires and the window would read healthy,
+    the one answer the evidence rules out (healthy windows stay below ~0.015).
+    """
+    P = np.asarray(P, dtype=np.float64)
+    out = (np.asarray(thresholds, dtype=np.float64) <= P).astype(np.int64)
+    if fallback is not None and P.shape[1] > 0:
+        rows = np.flatnonzero(~out.any(axis=1) & (P.max(axis=1) >= fallback))
+        out[rows, P[rows].argmax(axis=1)] = 1
+    return out
+
+
 class FaultClassifier(BaseEstimator):
     """Independent-head multi-label fault classifier (scikit-learn estimator contract).
 
@@ -84,6 +100,8 @@ class FaultClassifier(BaseEstimator):
         Input names (features, then baseline residuals) each head reads; None: every input.
     head_groups : sequence of int or None
         Fault index each head votes for (same length as ``head_inputs``); None: head ``k`` is fault ``k``.
+    fallback_threshold : float or None
+        See :func:`decide`; None: plain per-fault thresholds.
     """
 
     def __init__(
@@ -99,6 +117,7 @@ class FaultClassifier(BaseEstimator):
         random_state: int = 0,
         head_inputs: Sequence[Sequence[str]] | None = None,
         head_groups: Sequence[int] | None = None,
+        fallback_threshold: float | None = None,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -111,6 +130,7 @@ class FaultClassifier(BaseEstimator):
         self.random_state = random_state
         self.head_inputs = head_inputs
         self.head_groups = head_groups
+        self.fallback_threshold = fallback_threshold
 
     # ------------------------------------------------------------------ structure
     @property
@@ -148,6 +168,9 @@ class FaultClassifier(BaseEstimator):
         if np.any(self.scale_ <= 0) or not np.all(np.isfinite(self.scale_)):
             raise ValueError("scaler scale must be finite and > 0")
         self.thresholds_ = np.full(len(self.fault_names), 0.5)
+        fb = self.fallback_threshold
+        if fb is not None and not 0.0 < float(fb) < 1.0:
+            raise ValueError(f"fallback_threshold must be in (0, 1) or None, got {fb!r}")
         if h > 0:
             # Glorot-uniform over the inputs a head reads, so tanh starts in its linear range.
             fan_in = max(1.0, float(self.input_mask_.sum(axis=1).mean()))
@@ -251,8 +274,8 @@ class FaultClassifier(BaseEstimator):
         return _sigmoid(self.decision_function(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """0/1 fault indicators (n, n_faults) using the per-fault thresholds."""
-        return (self.predict_proba(X) >= self.thresholds_).astype(np.int64)
+        """0/1 fault indicators (n, n_faults): see :func:`decide`."""
+        return decide(self.predict_proba(X), self.thresholds_, self.fallback_threshold)
 
     def score(self, X: np.ndarray, Y: np.ndarray) -> float:
         """Exact-match (subset) accuracy."""
@@ -458,19 +481,18 @@ def set_parameters(model: FaultClassifier, params: Sequence[np.ndarray]) -> Faul
 
 # ---------------------------------------------------------------------- safe serialisation
 _HYPER_KEYS = ("hidden", "epochs", "learning_rate", "batch_size", "alpha", "activation", "random_state")
-_STRUCTURE_KEYS = (
-    "head_inputs",
-    "head_groups",
-)  # absent from format version 1 (one all-input head per fault)
 
 
 def _hyper(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor arguments from serialised hyperparameters (version 1 has no head structure or fallback)."""
     hp = dict(config["hyperparameters"])
     out = {k: hp[k] for k in _HYPER_KEYS}
     if hp.get("head_inputs") is not None:
         out["head_inputs"] = tuple(tuple(str(c) for c in cols) for cols in hp["head_inputs"])
     if hp.get("head_groups") is not None:
         out["head_groups"] = tuple(int(g) for g in hp["head_groups"])
+    if hp.get("fallback_threshold") is not None:
+        out["fallback_threshold"] = float(hp["fallback_threshold"])
     return out
 
 
@@ -497,6 +519,9 @@ def to_arrays(model: FaultClassifier) -> tuple[dict[str, np.ndarray], dict[str, 
             **{key: _jsonable(getattr(model, key)) for key in _HYPER_KEYS},
             "head_inputs": None if model.head_inputs is None else [list(c) for c in model.head_inputs],
             "head_groups": None if model.head_groups is None else [int(g) for g in model.head_groups],
+            "fallback_threshold": None
+            if model.fallback_threshold is None
+            else float(model.fallback_threshold),
         },
         "feature_names": names,
         "fault_names": list(model.fault_names),

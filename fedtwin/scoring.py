@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from federated.model import decide
 from fedtwin.schema import ALERT_VERSION, SIGNALS, SensorChunk
 
 #: Fault outputs in the order the models emit them.
@@ -49,6 +50,7 @@ class ActiveModel:
     version: int
     faults: tuple[str, ...] = FAULTS
     thresholds: np.ndarray = field(default_factory=lambda: np.full(len(FAULTS), 0.5))
+    fallback: float | None = None  # federated.model.decide: the most probable fault when none clears its bar
 
     @classmethod
     def wrap(cls, model: ProbaModel, name: str, version: int) -> ActiveModel:
@@ -62,7 +64,15 @@ class ActiveModel:
         )
         if thresholds.shape != (len(faults),):
             raise ValueError(f"model has {len(faults)} faults but {thresholds.shape} thresholds")
-        return cls(model=model, name=name, version=int(version), faults=faults, thresholds=thresholds)
+        fb = getattr(model, "fallback_threshold", None)
+        return cls(
+            model=model,
+            name=name,
+            version=int(version),
+            faults=faults,
+            thresholds=thresholds,
+            fallback=None if fb is None else float(fb),
+        )
 
 
 @dataclass
@@ -283,7 +293,7 @@ class ScoringEngine:
         P = np.asarray(model.model.predict_proba(X), dtype=np.float64)
         if P.shape != (n_win, len(model.faults)):
             raise ValueError(f"model returned shape {P.shape}, expected {(n_win, len(model.faults))}")
-        positive = model.thresholds <= P
+        positive = decide(P, model.thresholds, model.fallback) > 0
         self.stats.windows += n_win
         alerts: list[dict[str, Any]] = []
         dur = self.window_samples / self.fs

@@ -23,6 +23,7 @@ from federated.model import (
     _gradients,
     _sigmoid,
     calibrate_head,
+    decide,
     from_arrays,
     get_parameters,
     model_config,
@@ -213,3 +214,33 @@ def test_sigmoid_is_what_the_noisy_or_reduces_to() -> None:
     z = np.linspace(-50, 50, 11)[:, None].repeat(3, axis=1)
     np.testing.assert_allclose(model._fault_logits(z), z, atol=1e-9)
     np.testing.assert_allclose(_sigmoid(model._fault_logits(z)), _sigmoid(z), atol=1e-12)
+
+
+def test_decide_by_hand() -> None:
+    P = np.array(
+        [
+            [0.6, 0.2, 0.7],  # two faults clear 0.5: both, no fallback
+            [0.4, 0.3, 0.05],  # none clears: leak is the most probable and above 0.1
+            [0.05, 0.02, 0.01],  # none clears, nothing reaches the fallback: healthy
+        ]
+    )
+    thr = np.full(3, 0.5)
+    np.testing.assert_array_equal(decide(P, thr), [[1, 0, 1], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(decide(P, thr, 0.1), [[1, 0, 1], [1, 0, 0], [0, 0, 0]])
+
+
+def test_fallback_is_validated_used_by_predict_and_serialised() -> None:
+    with pytest.raises(ValueError, match="fallback_threshold"):
+        FaultClassifier(fallback_threshold=1.5).initialize(N_FEATURES)
+    model = _grouped()
+    W, b = get_parameters(model)
+    b[:] = [-0.5, -2.0, -2.0, -3.0]  # leak p = 0.38: below 0.5
+    set_parameters(model, [np.zeros_like(W), b])
+    X = np.zeros((2, N_FEATURES))
+    assert model.predict(X).sum() == 0
+    model.fallback_threshold = 0.2
+    np.testing.assert_array_equal(model.predict(X), [[1, 0, 0], [1, 0, 0]])
+    arrays, meta = to_arrays(model)
+    back = from_arrays(arrays, json.loads(json.dumps(meta)))
+    assert back.fallback_threshold == 0.2
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))

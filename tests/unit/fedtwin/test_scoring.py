@@ -197,3 +197,16 @@ def test_thresholds_come_from_the_model() -> None:
         mean_features, ActiveModel.wrap(model, "m", 1), window_s=1.0, fs=100.0, raise_windows=1
     )
     assert eng.process(stream("a", [LEAK, LEAK])).alerts == []
+
+
+def test_the_models_fallback_names_the_most_probable_fault_when_none_clears_its_threshold() -> None:
+    """The fake says 0.9 for a present fault: with every threshold at 0.95 only the fallback can raise it."""
+    model = FakeModel()
+    model.thresholds_ = np.array([0.95, 0.95, 0.95])
+    for fallback, expected in ((None, []), (0.5, ["leak"])):
+        model.fallback_threshold = fallback  # type: ignore[attr-defined]
+        eng = ScoringEngine(
+            mean_features, ActiveModel.wrap(model, "m", 1), window_s=1.0, fs=100.0, raise_windows=1
+        )
+        alerts = eng.process(stream("a", [LEAK, LEAK])).alerts
+        assert [a["faults"] for a in alerts] == ([expected] if expected else [])
