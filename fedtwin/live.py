@@ -127,6 +127,8 @@ class PlantStats:
     truth_events: int = 0
     sim_seconds: float = 0.0
     wall_seconds: float = 0.0
+    delivered: int = 0  # sensor + truth messages the broker acknowledged
+    failed: int = 0  # sensor + truth messages the producer gave up on (each logged, the first few in full)
     behind_s: float = 0.0  # how far pacing fell behind wall time at the end (simulation slower than speedup)
 
     def as_dict(self) -> dict[str, Any]:
@@ -200,10 +202,19 @@ def run_plant(
     stats = PlantStats(assets=names)
     r = _redis(settings)
     ensure_topics(settings)
-    own_producer = producer is None
     prod = producer or make_producer(settings)
     fleet = _Fleet(len(names), seed, [OperatingPoint() for _ in names], fs)
     truth_stream = settings.key("truth")
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        # Runs inside poll()/flush() on this thread: a message that expires or is refused is counted, not lost
+        # silently.
+        if err is None:
+            stats.delivered += 1
+            return
+        stats.failed += 1
+        if stats.failed <= 5:
+            log.error("message to %s (key %s) not delivered: %s", msg.topic(), msg.key(), err)
 
     # Continue the sequence of an earlier run (one stream per asset); time resumes at the later of now and
     # the cursor, so it never goes back.
@@ -248,7 +259,7 @@ def run_plant(
             t_eff = t_base + tick * chunk_dt
             op_dict = {"speed_rpm": op.speed_rpm, "load_area_factor": op.load_area_factor}
             rec = truth_record(names[i], sev, seqs[i], t_eff, operating_point=op_dict, rev=rev)
-            prod.produce(settings.truth_topic, rec, names[i].encode())
+            prod.produce(settings.truth_topic, rec, names[i].encode(), on_delivery=on_delivery)
             r.xadd(truth_stream, {"truth": rec}, maxlen=100000, approximate=True)
             stats.truth_events += 1
             log.info("%s: faults %s from seq %d", names[i], state[i], seqs[i])
@@ -278,7 +289,7 @@ def run_plant(
                 )
                 while True:
                     try:
-                        prod.produce(settings.sensor_topic, value, a.encode())
+                        prod.produce(settings.sensor_topic, value, a.encode(), on_delivery=on_delivery)
                         break
                     except BufferError:  # local queue full: let deliveries drain, then retry
                         prod.poll(0.05)
@@ -299,10 +310,10 @@ def run_plant(
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             log.warning("could not save plant cursors: %s", exc)
-        if own_producer:
-            left = prod.flush(30)
-            if left:
-                log.error("%d sensor messages were not delivered", left)
+        # A caller's producer is flushed too: the delivery counts cover every message this run produced.
+        left = prod.flush(30)
+        if left or stats.failed:
+            log.error("%d messages failed and %d were still queued after 30 s", stats.failed, left)
         r.close()
     stats.wall_seconds = time.monotonic() - start
     return stats

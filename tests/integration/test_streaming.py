@@ -145,11 +145,24 @@ def test_long_healthy_stream_yields_no_alerts(stream_settings: Settings) -> None
     finally:
         metrics.shutdown()
     assert stats.messages == plant.chunks == 4 * 250
+    assert plant.delivered == plant.chunks + plant.truth_events and plant.failed == 0
     assert stats.windows == 4 * 25 and stats.gaps == 0
     assert stats.alerts == 0 and alerts_of(s) == []
     assert 'fedtwin_scorer_messages_total{outcome="scored"} 1000.0' in body
     assert "fedtwin_scorer_model_version 1.0" in body and "fedtwin_scorer_windows_total 100.0" in body
     assert metrics.value("fedtwin_scorer_window_latency_seconds_count") == 100
+
+
+def test_undeliverable_messages_are_counted_not_lost_silently(stream_settings: Settings) -> None:
+    """A producer whose broker never answers: every message expires and the plant's stats say so."""
+    from confluent_kafka import Producer
+
+    from fedtwin.stack import free_port
+
+    dead = Producer({"bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 500})
+    plant = live.run_plant(stream_settings, assets=["pump-x"], duration_s=0.5, speedup=0, producer=dead)
+    assert plant.chunks == 5 and plant.truth_events == 1
+    assert plant.failed == plant.chunks + plant.truth_events and plant.delivered == 0
 
 
 def _expected_alerts(s: Settings, model_record: tuple[dict, dict]) -> list[dict]:
