@@ -10,11 +10,14 @@ about +-1 when healthy, a few units for a small fault, log-compressed for large 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 BASELINE_INPUTS: tuple[str, ...] = ("pressure_mean_bar", "speed_mean_rpm")
 BASELINE_TARGETS: tuple[str, ...] = (
@@ -214,8 +217,12 @@ def set_residual_scale(
     shared: Sequence[str] = LEAK_SHARED,
     min_leak_rows: int = 10,
 ) -> HealthyBaseline:
-    """Baseline with ``scale`` = pooled healthy residual RMS (floored so a perfect fit cannot divide by 0),
-    when the sites hold at least ``min_leak_rows`` leak rows, the leak share's least-squares coefficients."""
+    """Baseline with ``scale`` = pooled healthy residual RMS (floored so a perfect fit cannot divide by 0) and
+    the leak share's least-squares coefficients.
+
+    With fewer than ``min_leak_rows`` leak rows across the sites (no leak site answered), the coefficients
+    are zero: the ``_leak_removed`` columns equal the plain residuals and the model's inputs keep their names.
+    """
     items = list(ss)
     total = np.sum([s["ss"] for s in items], axis=0)
     n = float(np.sum([s["count"] for s in items]))
@@ -223,10 +230,15 @@ def set_residual_scale(
     scale = np.maximum(rms, 1e-9 + 1e-6 * np.abs(baseline.coef[0]))
     leak = [s for s in items if "leak_gram" in s]
     shared_coef = None
-    if leak and float(np.sum([s["leak_rows"] for s in leak])) >= min_leak_rows:
+    if leak:
         G = np.sum([s["leak_gram"] for s in leak], axis=0)
         C = np.sum([s["leak_cross"] for s in leak], axis=0)
-        shared_coef = np.linalg.solve(G + 1e-9 * np.trace(G) * np.eye(len(G)), C)
+        n_leak = float(np.sum([s["leak_rows"] for s in leak]))
+        if n_leak >= min_leak_rows:
+            shared_coef = np.linalg.solve(G + 1e-9 * np.trace(G) * np.eye(len(G)), C)
+        else:
+            logger.warning("only %d leak rows at the sites: leak share not removed", int(n_leak))
+            shared_coef = np.zeros_like(C)
     return HealthyBaseline(
         baseline.inputs,
         baseline.targets,

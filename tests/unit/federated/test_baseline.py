@@ -48,7 +48,7 @@ def test_federated_baseline_equals_pooled_fit_and_roundtrips() -> None:
     assert np.median(base.transform(Xf, NAMES)[:, 0]) > 3.0
 
     model = FaultClassifier(hidden=2, feature_names=NAMES).initialize(len(NAMES), None, None, base)
-    assert model.augment(Xf).shape == (len(Xf), len(NAMES) + len(BASELINE_TARGETS))
+    assert model.augment(Xf).shape == (len(Xf), len(NAMES) + len(base.output_names))
     arrays, meta = to_arrays(model)
     back = from_arrays(arrays, json.loads(json.dumps(meta)))
     np.testing.assert_allclose(back.predict_proba(Xf), model.predict_proba(Xf))

@@ -201,12 +201,15 @@ def test_leak_share_is_removed_and_equals_the_pooled_fit() -> None:
     np.testing.assert_allclose(back.transform(parts[2][0], BNAMES), base.transform(parts[2][0], BNAMES))
 
 
-def test_no_leak_rows_no_leak_removal() -> None:
+def test_no_leak_rows_keeps_the_inputs_and_removes_nothing() -> None:
     rng = np.random.default_rng(6)
     parts = [_baseline_rows(rng, 200, None), _baseline_rows(rng, 100, 1)]
     base = solve_baseline(local_gram(X, Y, BNAMES) for X, Y in parts)
     base = set_residual_scale(base, [local_residual_ss(X, Y, BNAMES, base) for X, Y in parts])
-    assert base.shared_coef is None and len(base.output_names) == len(BASELINE_TARGETS)
+    assert base.shared_coef is not None and not base.shared_coef.any()
+    out = dict(zip(base.output_names, base.transform(parts[1][0], BNAMES).T, strict=True))
+    for name in LEAK_SHARED:
+        np.testing.assert_allclose(out[f"resid_{name}_leak_removed"], out[f"resid_{name}"])
 
 
 def test_sigmoid_is_what_the_noisy_or_reduces_to() -> None:
