@@ -77,31 +77,30 @@ def test_fedadam_moves_towards_client_average() -> None:
     np.testing.assert_allclose(out[0], 0.1 * np.ones(3), rtol=1e-2)
 
 
-def test_ensemble_takes_each_head_from_its_expert() -> None:
+@pytest.mark.parametrize(
+    ("head_groups", "expected"),
+    [
+        (None, [1, 2, 3]),  # one head per fault
+        ([0, 1, 1, 2], [1, 2, 2, 3]),  # leak, inlet, inlet, bearing: the bearing expert's head is row 4
+    ],
+)
+def test_ensemble_takes_every_head_of_a_fault_from_its_expert(
+    head_groups: list[int] | None, expected: list[float]
+) -> None:
     names = CFG["model"]["fault_names"]
-    g = [np.zeros((3, 2)), np.zeros(3)]
+    cfg = (
+        CFG
+        if head_groups is None
+        else {"model": {**CFG["model"], "hyperparameters": {"head_groups": head_groups}}}
+    )
+    n = len(expected)
+    g = [np.zeros((n, 2)), np.zeros(n)]
     results = []
     for k in range(3):
-        metrics = {f"positives_{n}": float(i == k) * 10 for i, n in enumerate(names)}
-        results.append(ClientResult([np.full((3, 2), k + 1.0), np.full(3, k + 1.0)], 20, metrics, f"s{k}"))
-    s = ExpertEnsemble(CFG)
-    s.configure_fit(1, g, ["s0", "s1", "s2"])
-    W, b = s.aggregate_fit(1, results, [])
-    np.testing.assert_allclose(W, [[1, 1], [2, 2], [3, 3]])
-    np.testing.assert_allclose(b, [1, 2, 3])
-
-
-def test_ensemble_takes_every_head_of_a_fault_from_its_expert() -> None:
-    """With head_groups (leak, inlet, inlet, bearing) the bearing expert's head is the fourth array row."""
-    names = CFG["model"]["fault_names"]
-    cfg = {"model": {**CFG["model"], "hyperparameters": {"head_groups": [0, 1, 1, 2]}}}
-    g = [np.zeros((4, 2)), np.zeros(4)]
-    results = []
-    for k in range(3):
-        metrics = {f"positives_{n}": float(i == k) * 10 for i, n in enumerate(names)}
-        results.append(ClientResult([np.full((4, 2), k + 1.0), np.full(4, k + 1.0)], 20, metrics, f"s{k}"))
+        metrics = {f"positives_{f}": float(i == k) * 10 for i, f in enumerate(names)}
+        results.append(ClientResult([np.full((n, 2), k + 1.0), np.full(n, k + 1.0)], 20, metrics, f"s{k}"))
     s = ExpertEnsemble(cfg)
     s.configure_fit(1, g, ["s0", "s1", "s2"])
     W, b = s.aggregate_fit(1, results, [])
-    np.testing.assert_allclose(b, [1, 2, 2, 3])
-    np.testing.assert_allclose(W, [[1, 1], [2, 2], [2, 2], [3, 3]])
+    np.testing.assert_allclose(b, expected)
+    np.testing.assert_allclose(W, np.repeat(np.asarray(expected, dtype=float)[:, None], 2, axis=1))
