@@ -59,6 +59,14 @@ def _per_severity(name: str, test: object, Y_pred: np.ndarray, fault_names: tupl
     return lines
 
 
+def figures(r: dict) -> str:
+    """The issue's three headline figures of one evaluation, as ``name=value`` pairs."""
+    return (
+        f"exact_match_8class={r['exact_match_8class']:.4f} "
+        f"fault_detection_acc={r['fault_detection_acc']:.4f} false_alarm_rate={r['false_alarm_rate']:.4f}"
+    )
+
+
 def _combination_client(cfg: object, workers: int) -> object:
     """Diagnostic only: a site holding every fault combination (the issue's sites never do).
 
@@ -192,21 +200,16 @@ def main(argv: list[str] | None = None) -> int:
         f"fault_detection_acc={dp_res['fault_detection_acc']:.4f} seconds={time.perf_counter() - t0:.1f}"
     )
 
+    best_name = max(
+        (n for n in results if n != "centralised"), key=lambda n: results[n]["exact_match_8class"]
+    )
     if not args.no_ceiling:
         # Not a strategy: the same best recipe with one more site that holds every combination.
-        best_name = max(
-            (n for n in results if n not in ("centralised",)), key=lambda n: results[n]["exact_match_8class"]
-        )
         with_combos = {**clients, "combinations": _combination_client(cfg, args.workers)}
         for name in (best_name, "centralised"):
             model, _ = train_strategy(name, with_combos, rounds=args.rounds, seed=args.seed % 10_000)
             r = evaluate_predictions(test.Y, model.predict(test.X), FAULT_NAMES)
-            print(
-                f"ceiling strategy={name} trained_with_combinations=1 "
-                f"exact_match_8class={r['exact_match_8class']:.4f} "
-                f"fault_detection_acc={r['fault_detection_acc']:.4f} "
-                f"false_alarm_rate={r['false_alarm_rate']:.4f}"
-            )
+            print(f"ceiling strategy={name} trained_with_combinations=1 {figures(r)}")
         # Ablation: one head per fault reading every feature and residual (the first session's model).
         every = {"head_inputs": None, "head_groups": None}
         for name in (best_name, "centralised"):
@@ -214,12 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 name, clients, rounds=args.rounds, seed=args.seed % 10_000, model_kwargs=every
             )
             r = evaluate_predictions(test.Y, model.predict(test.X), FAULT_NAMES)
-            print(
-                f"ablation strategy={name} heads=one_per_fault_all_inputs "
-                f"exact_match_8class={r['exact_match_8class']:.4f} "
-                f"fault_detection_acc={r['fault_detection_acc']:.4f} "
-                f"false_alarm_rate={r['false_alarm_rate']:.4f}"
-            )
+            print(f"ablation strategy={name} heads=one_per_fault_all_inputs {figures(r)}")
 
     for name, r in results.items():
         per_fault = " ".join(f"{f}:P={r[f'precision_{f}']:.3f}/R={r[f'recall_{f}']:.3f}" for f in FAULT_NAMES)
@@ -229,9 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in results:
         for line in _per_severity(name, test, preds[name], FAULT_NAMES):
             print(line)
-    best_name = max(
-        (n for n in results if n != "centralised"), key=lambda n: results[n]["exact_match_8class"]
-    )
     print(f"confusion strategy={best_name} (rows true, cols predicted)")
     print(format_confusion(results[best_name]["confusion"], results[best_name]["subset_names"]))
     if "centralised" in results and best_name != "centralised":
@@ -239,10 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_confusion(results["centralised"]["confusion"], results["centralised"]["subset_names"]))
 
     for name, r in results.items():
-        print(
-            f"strategy={name} exact_match_8class={r['exact_match_8class']:.4f} "
-            f"fault_detection_acc={r['fault_detection_acc']:.4f} false_alarm_rate={r['false_alarm_rate']:.4f}"
-        )
+        print(f"strategy={name} {figures(r)}")
     if "centralised" in results:
         gap = 100.0 * (
             results[best_name]["exact_match_8class"] - results["centralised"]["exact_match_8class"]

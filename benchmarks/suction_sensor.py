@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.federated import SEED
+from benchmarks.federated import SEED, figures
 
 NOISE_BAR = 0.02  # same as the outlet pressure sensor (plant_models.scenario.SensorConfig.noise_pressure)
 FEATURE = "suction_pressure_mean_bar"
@@ -100,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             r = evaluate_predictions(Yt, model.predict(X_test), FAULT_NAMES)
             per_class = " ".join(f"{n}={r[f'acc_{n}']:.3f}" for n in r["subset_names"])
             print(f"detail sensors={sensors} strategy={name} per_class_exact {per_class}")
-            print(
-                f"sensors={sensors} strategy={name} exact_match_8class={r['exact_match_8class']:.4f} "
-                f"fault_detection_acc={r['fault_detection_acc']:.4f} "
-                f"false_alarm_rate={r['false_alarm_rate']:.4f}"
-            )
+            print(f"sensors={sensors} strategy={name} {figures(r)}")
     return 0
 
 

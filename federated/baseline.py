@@ -195,14 +195,14 @@ def local_residual_ss(
     """A client's healthy-row residual sum of squares per target and count, plus the normal equations of the
     leak share (``shared`` residuals on [``signature`` residuals, 1]) over its rows with no other fault."""
     X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y)
+    R = baseline.raw_residuals(X, feature_names)
     healthy = Y.sum(axis=1) == 0
-    R = baseline.raw_residuals(X[healthy], feature_names)
-    out = {"ss": np.square(R).sum(axis=0), "count": np.array(float(healthy.sum()))}
+    out = {"ss": np.square(R[healthy]).sum(axis=0), "count": np.array(float(healthy.sum()))}
     t = list(baseline.targets)
     if set(signature) | set(shared) <= set(t) and signature and shared:
         others = np.delete(Y, LEAK_COLUMN, axis=1) if Y.shape[1] > LEAK_COLUMN else Y
         rows = others.sum(axis=1) == 0
-        Rl = baseline.raw_residuals(X[rows], feature_names)
+        Rl = R[rows]
         E = np.column_stack([Rl[:, [t.index(n) for n in signature]], np.ones(len(Rl))])
         out["leak_gram"] = E.T @ E
         out["leak_cross"] = E.T @ Rl[:, [t.index(n) for n in shared]]

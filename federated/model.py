@@ -158,8 +158,8 @@ class FaultClassifier(BaseEstimator):
                 raise ValueError(f"baseline needs features missing from feature_names: {sorted(missing)}")
         self.n_features_in_ = int(n_features)
         self.baseline_ = baseline
-        k, f, h = self._n_heads(), self.n_inputs_, int(self.hidden)
         self.groups_, self.input_mask_ = self._head_structure()
+        k, f, h = len(self.groups_), self.n_inputs_, int(self.hidden)
         rng = np.random.default_rng(self.random_state)
         self.mean_ = np.zeros(f) if mean is None else np.asarray(mean, dtype=np.float64).copy()
         self.scale_ = np.ones(f) if scale is None else np.asarray(scale, dtype=np.float64).copy()
@@ -184,9 +184,6 @@ class FaultClassifier(BaseEstimator):
             self.W_ = np.zeros((k, f))
             self.b_ = np.zeros(k)
         return self
-
-    def _n_heads(self) -> int:
-        return len(self.fault_names) if self.head_groups is None else len(self.head_groups)
 
     def input_names(self) -> list[str]:
         """Names of the network inputs: features, then the baseline's residual columns."""
@@ -510,7 +507,7 @@ def to_arrays(model: FaultClassifier) -> tuple[dict[str, np.ndarray], dict[str, 
         if model.baseline_.shared_coef is not None:
             arrays["baseline_shared_coef"] = model.baseline_.shared_coef.copy()
     n_f = int(model.n_features_in_)
-    names = list(model.feature_names) if model.feature_names is not None else [f"x{i}" for i in range(n_f)]
+    names = model.input_names()[:n_f]
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model_kind": MODEL_KIND,
