@@ -97,13 +97,26 @@ def plant_plot(
 def train(
     strategy: Annotated[str | None, typer.Option(help="Aggregation rule (default from settings)")] = None,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds")] = None,
+    profile: Annotated[str, typer.Option(help="Data profile: demo (fast) or full")] = "demo",
+    compare: Annotated[
+        list[str] | None, typer.Option(help="Also train these rules and compare them (repeatable)")
+    ] = None,
 ) -> None:
     """Run the training flow: simulate, validate, train per fault, federate, evaluate, register, promote."""
     use_prefect_api()
     from flows.training import training_flow
 
-    result = training_flow(strategy=strategy, rounds=rounds)
-    typer.echo(str(result))
+    result = training_flow(strategy=strategy, rounds=rounds, profile=profile, compare=compare)
+    reg = result["registry"]
+    for name, value in result["exact_match"].items():
+        typer.echo(f"{name}: exact_match={value:.4f}" + (" (best)" if name == result["best"] else ""))
+    typer.echo(
+        f"registered {reg['name']} v{reg['version']}; champion "
+        + ("moved" if reg["promoted"] else f"kept (v{reg['previous_champion']})")
+        + f"; redis_version={result['redis_version']}"
+    )
+    if result.get("mlflow_run_url"):
+        typer.echo(f"MLflow runs of this training: {result['mlflow_run_url']}")
 
 
 @app.command("demo")

@@ -19,6 +19,21 @@ _MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 _PIP_REQUIREMENTS = ["numpy", "pandas<3", "scikit-learn", "mlflow"]
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+# MLflow 3's UI opens an experiment of this kind on its runs table, not on the GenAI overview (traces).
+EXPERIMENT_KIND = "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"  # what the UI shows as a run's description
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """A strategy's child run and the model logged in it."""
+
+    run_id: str
+    model_uri: str
+    model_id: str | None = None
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     """A model version in the MLflow registry."""
@@ -47,14 +62,39 @@ def configure(settings: Settings) -> None:
         if not uri.startswith("http"):
             # A file/sqlite store would otherwise write ./mlruns in whatever directory we run from.
             artifact_location = (settings.artifact_dir.resolve() / "mlflow").as_uri()
-        mlflow.create_experiment(settings.mlflow_experiment, artifact_location=artifact_location)
+        mlflow.create_experiment(
+            settings.mlflow_experiment,
+            artifact_location=artifact_location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+    elif exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        # Experiments made before this tag existed (or inferred as GenAI by the UI) open on their runs too.
+        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(settings.mlflow_experiment)
+
+
+def ui_base(settings: Settings) -> str | None:
+    """The MLflow UI's address, or None when tracking goes to a local store without a server."""
+    uri = settings.mlflow_tracking_uri
+    return uri.rstrip("/") if uri.startswith("http") else None
+
+
+def run_url(settings: Settings, experiment_id: str, run_id: str) -> str | None:
+    """The UI page of one run (the parent run of a training lists its strategies' runs)."""
+    base = ui_base(settings)
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+
+
+def model_version_url(settings: Settings, name: str, version: int) -> str | None:
+    """The UI page of one registered model version."""
+    base = ui_base(settings)
+    return f"{base}/#/models/{name}/versions/{version}" if base else None
 
 
 def log_model(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], feature_names: list[str], faults: list[str]
-) -> str:
-    """Log the classifier in the active run as a pyfunc from code; returns the model URI."""
+) -> tuple[str, str | None]:
+    """Log the classifier in the active run as a pyfunc from code; returns the model URI and model id."""
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
@@ -76,14 +116,23 @@ def log_model(
             input_example=example,
             pip_requirements=_PIP_REQUIREMENTS,
         )
-    return str(info.model_uri)
+    return str(info.model_uri), getattr(info, "model_id", None)
 
 
-def register(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None = None) -> RegisteredVersion:
-    """Register a logged model; returns the new version."""
+def register(
+    model_uri: str,
+    name: str,
+    run_id: str,
+    tags: dict[str, str] | None = None,
+    description: str | None = None,
+) -> RegisteredVersion:
+    """Register a logged model with its tags and description; returns the new version."""
     import mlflow
+    from mlflow import MlflowClient
 
     mv = mlflow.register_model(model_uri, name, tags=tags)
+    if description:
+        MlflowClient().update_model_version(name, str(mv.version), description=description)
     return RegisteredVersion(name=name, version=int(mv.version), run_id=run_id)
 
 
@@ -144,3 +193,46 @@ def log_confusion_figure(cm: np.ndarray, labels: list[str], artifact_file: str, 
     fig.tight_layout()
     mlflow.log_figure(fig, artifact_file)
     plt.close(fig)
+
+
+def comparison_markdown(rows: dict[str, dict[str, float]], metrics: tuple[str, ...], winner: str) -> str:
+    """A markdown table of every strategy's headline metrics, the winner marked (pure)."""
+    head = "| strategy | " + " | ".join(metrics) + " |"
+    rule = "|---|" + "---|" * len(metrics)
+    lines = [head, rule]
+    for name, row in rows.items():
+        label = f"**{name}** (winner)" if name == winner else name
+        cells = " | ".join(f"{row.get(m, float('nan')):.4f}" for m in metrics)
+        lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines)
+
+
+def log_comparison(rows: dict[str, dict[str, float]], metrics: tuple[str, ...], winner: str) -> None:
+    """The strategies' comparison on the active (parent) run: a table, a bar chart and the description."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    names = list(rows)
+    mlflow.log_table(
+        {"strategy": names, **{m: [float(rows[n].get(m, float("nan"))) for n in names] for m in metrics}},
+        artifact_file="comparison/strategies.json",
+    )
+    table = comparison_markdown(rows, metrics, winner)
+    mlflow.log_text(table + "\n", "comparison/strategies.md")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        values = [float(rows[n].get(metric, float("nan"))) for n in names]
+        colors = ["tab:green" if n == winner else "tab:gray" for n in names]
+        ax.bar(names, values, color=colors)
+        ax.set_title(metric)
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+        for i, v in enumerate(values):
+            ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+    fig.suptitle(f"strategies on the held-out sweep (winner: {winner})")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "comparison/strategies.png")
+    plt.close(fig)
+    mlflow.set_tag(DESCRIPTION_TAG, f"Winner: **{winner}** by {metrics[0]}.\n\n{table}")

@@ -38,6 +38,7 @@ def demo_stream_flow(seconds: float = 24.0, fault_at: float = 10.0, assets: int 
     time.sleep(fault_at)
     inject_fault(DEMO_ASSET, DEMO_FAULT, DEMO_SEVERITY)
     plant_stats, scorer_stats = plant.result(), scorer.result()
+    clear_faults(DEMO_ASSET)  # the next `plant run` starts from a healthy fleet
     # Plant time (window times) may run behind the wall clock: the truth record says when the fault began.
     onset = min(
         (r["t"] for r in read_stream("truth", "truth", started) if r["asset"] == DEMO_ASSET and r["active"]),

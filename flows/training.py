@@ -9,10 +9,10 @@ from typing import Any
 from prefect import flow
 
 from fedtwin.datasets import get_profile, train_scenarios
+from fedtwin.promotion import GATE_METRIC, best_strategy
 from fedtwin.settings import get_settings
 from plant_models import FAULTS
 from tasks.registry import (
-    GATE_METRIC,
     finish_parent_run,
     load_champion,
     log_strategy_run,
@@ -22,6 +22,7 @@ from tasks.registry import (
     start_parent_run,
     store_reference,
 )
+from tasks.reporting import publish_training_report
 from tasks.training import (
     evaluate,
     federate,
@@ -32,7 +33,7 @@ from tasks.training import (
 )
 
 
-@flow(name="fedtwin-train", log_prints=True)
+@flow(name="fedtwin-train", flow_run_name="train-{reason}-{profile}", log_prints=True)
 def training_flow(
     strategy: str | None = None,
     rounds: int | None = None,
@@ -68,29 +69,39 @@ def training_flow(
         "strategies": names,
         "sites": site_ids,
     }
-    parent = start_parent_run(f"train-{reason}", run_params, {"reason": reason})
+    parent = start_parent_run(f"train-{reason}", run_params, {"reason": reason, "profile": profile})
     trained = {n: federate(n, summaries, rounds) for n in names}
     reports = {n: evaluate(a, m, holdout) for n, (a, m, _) in trained.items()}
+    metrics = {n: scalar_metrics(r) for n, r in reports.items()}
     children = {
         n: log_strategy_run(
-            parent,
+            parent["run_id"],
             n,
             a,
             m,
             {"strategy": n, **run_params},
-            scalar_metrics(reports[n]),
+            metrics[n],
             reports[n]["confusion"].tolist(),
             reports[n]["subset_names"],
             h,
         )
         for n, (a, m, h) in trained.items()
     }
-    best = max(names, key=lambda n: reports[n][GATE_METRIC])
+    best = best_strategy(metrics)
     champion = load_champion()
     champ_metrics = scalar_metrics(evaluate(*champion, holdout)) if champion else None
-    reg = register_and_gate(children[best], scalar_metrics(reports[best]), champ_metrics)
+    version_tags = {
+        "strategy": best,
+        "profile": profile,
+        "rounds": str(rounds),
+        "speed_rpm": f"{speed_rpm:g}",
+        "load_area_factor": f"{load_area_factor:g}",
+        "sweep_seed": str(cfg.seed),
+        "reason": reason,
+    }
+    reg = register_and_gate(children[best], metrics[best], champ_metrics, version_tags)
     finish_parent_run(
-        parent, scalar_metrics(reports[best]), {"best_strategy": best, "champion_moved": str(reg["promoted"])}
+        parent["run_id"], metrics, best, {"best_strategy": best, "champion_moved": str(reg["promoted"])}
     )
     served = None
     if reg["promoted"]:
@@ -99,10 +110,13 @@ def training_flow(
         version = put_model(trained[best][0], trained[best][1], reg)
         store_reference(version, reference, list(trained[best][1]["feature_names"]))
         served = promote_model(version)
-    return {
+    result = {
         "best": best,
         "exact_match": {n: reports[n][GATE_METRIC] for n in names},
         "champion_exact_match": None if champ_metrics is None else champ_metrics[GATE_METRIC],
         "registry": reg,
         "redis_version": served,
+        "mlflow_run_url": parent["url"],
     }
+    publish_training_report(result, metrics)
+    return result

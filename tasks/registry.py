@@ -7,24 +7,9 @@ from typing import Any
 import numpy as np
 from prefect import get_run_logger, task
 
+from fedtwin.promotion import CHALLENGER, CHAMPION, GATE_METRIC, HEADLINE_METRICS, is_better
 from fedtwin.settings import get_settings
-
-CHAMPION, CHALLENGER = "champion", "challenger"
-GATE_METRIC = "exact_match_8class"
-
-
-def is_better(
-    candidate: dict[str, float], champion: dict[str, float] | None, metric: str = GATE_METRIC
-) -> bool:
-    """The champion gate: a candidate wins when there is no champion or it scores strictly higher.
-
-    Ties go to the candidate only when its false-alarm rate is lower, so an equal model never churns serving.
-    """
-    if champion is None:
-        return True
-    if candidate[metric] != champion[metric]:
-        return candidate[metric] > champion[metric]
-    return candidate.get("false_alarm_rate", 1.0) < champion.get("false_alarm_rate", 1.0)
+from fedtwin.tracking import LoggedRun
 
 
 # No retries here and in register_and_gate: a retry after a partial success would log a second run or
@@ -40,8 +25,11 @@ def log_strategy_run(
     confusion: list[list[int]] | None,
     class_labels: list[str] | None,
     history: list[dict[str, float]] | None = None,
-) -> str:
-    """Child run of the pipeline run: parameters, metrics, round history, confusion figure, model."""
+) -> LoggedRun:
+    """Child run of the pipeline run: parameters, metrics, round history, confusion figure, model.
+
+    The model's metrics are linked to the logged model too, so its registered version shows them.
+    """
     import mlflow
 
     from fedtwin import tracking
@@ -57,23 +45,48 @@ def log_strategy_run(
             tracking.log_confusion_figure(
                 np.asarray(confusion), class_labels, "confusion_matrix.png", strategy
             )
-        model_uri = tracking.log_model(arrays, meta, list(meta["feature_names"]), list(meta["faults"]))
+        finite = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+        mlflow.set_tag(tracking.DESCRIPTION_TAG, _run_description(strategy, finite))
+        model_uri, model_id = tracking.log_model(
+            arrays, meta, list(meta["feature_names"]), list(meta["faults"])
+        )
+        if model_id is not None:
+            mlflow.log_metrics(finite, model_id=model_id)
         mlflow.set_tag("model_uri", model_uri)
-        return str(child.info.run_id) + "|" + model_uri
+        return LoggedRun(str(child.info.run_id), model_uri, model_id)
+
+
+def _run_description(strategy: str, metrics: dict[str, float]) -> str:
+    figures = ", ".join(f"{m} {metrics[m]:.4f}" for m in HEADLINE_METRICS if m in metrics)
+    return f"Strategy **{strategy}** on the held-out sweep: {figures}."
 
 
 @task(timeout_seconds=300)
 def register_and_gate(
-    child: str, candidate_metrics: dict[str, float], champion_metrics: dict[str, float] | None
+    child: LoggedRun,
+    candidate_metrics: dict[str, float],
+    champion_metrics: dict[str, float] | None,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Register the candidate as ``challenger``; move ``champion`` only if it beats the current one."""
+    """Register the candidate as ``challenger``; move ``champion`` only if it beats the current one.
+
+    The version carries ``tags`` (strategy, profile, operating point, sweep seed), its headline metrics as
+    ``metric.*`` tags and a description, so the registry page says what it is without opening the run.
+    """
     from fedtwin import tracking
 
     settings = get_settings()
     tracking.configure(settings)
-    run_id, model_uri = child.split("|", 1)
     name = settings.registered_model
-    mv = tracking.register(model_uri, name, run_id)
+    version_tags = {**(tags or {}), "run_id": child.run_id}
+    version_tags.update(
+        {f"metric.{m}": f"{candidate_metrics[m]:.4f}" for m in HEADLINE_METRICS if m in candidate_metrics}
+    )
+    strategy = version_tags.get("strategy", "?")
+    description = _run_description(strategy, candidate_metrics) + (
+        f" Trained with profile {version_tags['profile']}." if "profile" in version_tags else ""
+    )
+    mv = tracking.register(child.model_uri, name, child.run_id, tags=version_tags, description=description)
     tracking.set_alias(name, CHALLENGER, mv.version)
     previous = tracking.alias_version(name, CHAMPION)
     won = is_better(candidate_metrics, champion_metrics)
@@ -88,7 +101,13 @@ def register_and_gate(
         candidate_metrics.get(GATE_METRIC),
         None if champion_metrics is None else champion_metrics.get(GATE_METRIC),
     )
-    return {"name": name, "version": mv.version, "promoted": won, "previous_champion": previous}
+    return {
+        "name": name,
+        "version": mv.version,
+        "promoted": won,
+        "previous_champion": previous,
+        "url": tracking.model_version_url(settings, name, mv.version),
+    }
 
 
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
@@ -123,29 +142,46 @@ def promote_model(version: int) -> int:
 
 
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
-def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
-    """Parent MLflow run of one pipeline run; strategies log as its children."""
+def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) -> dict[str, str | None]:
+    """Parent MLflow run of one pipeline run (strategies log as its children); its id and UI page."""
     import mlflow
 
     from fedtwin import tracking
 
-    tracking.configure(get_settings())
+    settings = get_settings()
+    tracking.configure(settings)
     with mlflow.start_run(run_name=name, tags=tags) as parent:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        return str(parent.info.run_id)
+        run_id, experiment_id = str(parent.info.run_id), str(parent.info.experiment_id)
+    return {"run_id": run_id, "url": tracking.run_url(settings, experiment_id, run_id)}
 
 
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
-def finish_parent_run(parent_run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
-    """Winner's metrics and tags on the parent run, so the runs list shows the outcome at a glance."""
+def finish_parent_run(
+    parent_run_id: str,
+    reports: dict[str, dict[str, float]],
+    winner: str,
+    tags: dict[str, str],
+) -> None:
+    """The comparison of every strategy (table, bar chart, description) and the winner's metrics and tags on
+    the parent run, so the runs list and the run page show the outcome at a glance."""
     import mlflow
 
     from fedtwin import tracking
 
     tracking.configure(get_settings())
     with mlflow.start_run(run_id=parent_run_id):
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        headline = {m: reports[winner][m] for m in HEADLINE_METRICS if m in reports[winner]}
+        rest = {k: v for k, v in reports[winner].items() if k not in headline}
+        # Logged first, so the runs table and the compare view offer the headline metric first.
+        mlflow.log_metrics({k: v for k, v in headline.items() if np.isfinite(v)})
+        mlflow.log_metrics({k: v for k, v in rest.items() if np.isfinite(v)})
         mlflow.set_tags(tags)
+        tracking.log_comparison(
+            {n: {m: r.get(m, float("nan")) for m in HEADLINE_METRICS} for n, r in reports.items()},
+            HEADLINE_METRICS,
+            winner,
+        )
 
 
 @task(retries=3, retry_delay_seconds=1, timeout_seconds=60)

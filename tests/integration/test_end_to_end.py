@@ -33,6 +33,35 @@ def test_training_registers_champion_and_promotes_to_redis(fedtwin_env: Settings
         np.testing.assert_array_equal(arr, stored.arrays[name])
 
 
+def test_mlflow_shows_the_winner_at_a_glance(fedtwin_env: Settings, trained: dict) -> None:
+    """The experiment opens on its runs, the parent run carries the comparison and the registered version
+    says what it is (description, tags, metrics)."""
+    from mlflow import MlflowClient
+
+    from fedtwin import tracking
+
+    tracking.configure(fedtwin_env)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(fedtwin_env.mlflow_experiment)
+    assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    children = client.search_runs([exp.experiment_id], f"tags.strategy = '{trained['best']}'")
+    parent_id = children[0].data.tags["mlflow.parentRunId"]
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["best_strategy"] == trained["best"]
+    assert f"Winner: **{trained['best']}**" in parent.data.tags[tracking.DESCRIPTION_TAG]
+    assert parent.data.metrics["exact_match_8class"] == pytest.approx(trained["exact_match"][trained["best"]])
+    listed = {a.path for a in client.list_artifacts(parent_id, "comparison")}
+    assert {"comparison/strategies.png", "comparison/strategies.md", "comparison/strategies.json"} <= listed
+    mv = client.get_model_version(fedtwin_env.registered_model, str(trained["registry"]["version"]))
+    assert mv.tags["strategy"] == trained["best"]
+    assert mv.tags["profile"] == "demo"
+    assert {"speed_rpm", "load_area_factor", "sweep_seed"} <= set(mv.tags)
+    assert float(mv.tags["metric.exact_match_8class"]) == pytest.approx(
+        trained["exact_match"][trained["best"]], abs=1e-4
+    )
+    assert trained["best"] in mv.description
+
+
 def test_an_equal_model_does_not_replace_the_champion(fedtwin_env: Settings, trained: dict) -> None:
     """Same seeds, same data: the challenger ties, so champion and the Redis pointer stay."""
     from fedtwin import tracking
