@@ -80,15 +80,46 @@ def ui_base(settings: Settings) -> str | None:
 
 
 def run_url(settings: Settings, experiment_id: str, run_id: str) -> str | None:
-    """The UI page of one run (the parent run of a training lists its strategies' runs)."""
+    """The UI page of one run, in the UI's model-training mode (not its GenAI overview)."""
     base = ui_base(settings)
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{_ML_MODE}" if base else None
+
+
+_ML_MODE = "workflowType=machine_learning"
+SHARED_VIEW_TAG = "mlflow.sharedViewState."  # the UI reads a saved runs-table view from this experiment tag
+
+
+def training_view_state(parent_run_id: str, metrics: tuple[str, ...]) -> dict[str, Any]:
+    """A runs-table view of one training: its strategies' runs, headline metrics shown, best first (pure)."""
+    columns = [f"metrics.`{m}`" for m in metrics]
+    return {
+        "searchFilter": f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        "orderByKey": columns[0],
+        "orderByAsc": False,
+        "selectedColumns": [*columns, "tags.`strategy`"],
+        "columnWidths": dict.fromkeys(columns, 180),
+        "runsExpanded": {parent_run_id: True},
+        "runListHidden": False,
+    }
+
+
+def share_training_view(
+    settings: Settings, experiment_id: str, parent_run_id: str, metrics: tuple[str, ...]
+) -> str | None:
+    """Save the training's runs view on the experiment; returns the link that opens it (None: no UI)."""
+    from mlflow import MlflowClient
+
+    key = f"train-{parent_run_id[:12]}"
+    state = json.dumps(training_view_state(parent_run_id, metrics))
+    MlflowClient().set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, state)
+    base = ui_base(settings)
+    return f"{base}/#/experiments/{experiment_id}/runs?{_ML_MODE}&viewStateShareKey={key}" if base else None
 
 
 def model_version_url(settings: Settings, name: str, version: int) -> str | None:
     """The UI page of one registered model version."""
     base = ui_base(settings)
-    return f"{base}/#/models/{name}/versions/{version}" if base else None
+    return f"{base}/#/models/{name}/versions/{version}?{_ML_MODE}" if base else None
 
 
 def log_model(

@@ -143,7 +143,8 @@ def promote_model(version: int) -> int:
 
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
 def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) -> dict[str, str | None]:
-    """Parent MLflow run of one pipeline run (strategies log as its children); its id and UI page."""
+    """Parent MLflow run of one pipeline run (strategies log as its children): its id, the link to this
+    training's runs table (a saved view: headline metrics shown, best first) and the run's own page."""
     import mlflow
 
     from fedtwin import tracking
@@ -153,7 +154,8 @@ def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) ->
     with mlflow.start_run(run_name=name, tags=tags) as parent:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         run_id, experiment_id = str(parent.info.run_id), str(parent.info.experiment_id)
-    return {"run_id": run_id, "url": tracking.run_url(settings, experiment_id, run_id)}
+    url = tracking.share_training_view(settings, experiment_id, run_id, HEADLINE_METRICS)
+    return {"run_id": run_id, "url": url, "run_page": tracking.run_url(settings, experiment_id, run_id)}
 
 
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)

@@ -43,6 +43,7 @@ def test_mlflow_shows_the_winner_at_a_glance(fedtwin_env: Settings, trained: dic
     tracking.configure(fedtwin_env)
     client = MlflowClient()
     exp = client.get_experiment_by_name(fedtwin_env.mlflow_experiment)
+    assert "viewStateShareKey=train-" in trained["mlflow_run_url"]
     assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
     children = client.search_runs([exp.experiment_id], f"tags.strategy = '{trained['best']}'")
     parent_id = children[0].data.tags["mlflow.parentRunId"]
@@ -50,6 +51,8 @@ def test_mlflow_shows_the_winner_at_a_glance(fedtwin_env: Settings, trained: dic
     assert parent.data.tags["best_strategy"] == trained["best"]
     assert f"Winner: **{trained['best']}**" in parent.data.tags[tracking.DESCRIPTION_TAG]
     assert parent.data.metrics["exact_match_8class"] == pytest.approx(trained["exact_match"][trained["best"]])
+    view = exp.tags[tracking.SHARED_VIEW_TAG + f"train-{parent_id[:12]}"]
+    assert f"tags.mlflow.parentRunId = '{parent_id}'" in view
     listed = {a.path for a in client.list_artifacts(parent_id, "comparison")}
     assert {"comparison/strategies.png", "comparison/strategies.md", "comparison/strategies.json"} <= listed
     mv = client.get_model_version(fedtwin_env.registered_model, str(trained["registry"]["version"]))

@@ -47,3 +47,17 @@ def test_report_says_who_won_what_moved_and_where_to_look() -> None:
     kept = training_report(_result(False, None), metrics)
     assert "champion kept (v2)" in kept
     assert "Redis serving version: unchanged" in kept
+
+
+def test_training_view_lists_this_trainings_runs_best_first() -> None:
+    from fedtwin.tracking import training_view_state
+
+    state = training_view_state("abc123", METRICS)
+    assert state["searchFilter"] == "tags.mlflow.parentRunId = 'abc123'"
+    assert state["orderByKey"] == "metrics.`exact_match_8class`"
+    assert state["orderByAsc"] is False
+    assert state["selectedColumns"][:3] == [
+        "metrics.`exact_match_8class`",
+        "metrics.`fault_detection_acc`",
+        "metrics.`false_alarm_rate`",
+    ]
