@@ -38,7 +38,13 @@ def log_strategy_run(
     with mlflow.start_run(run_id=parent_run_id), mlflow.start_run(run_name=strategy, nested=True) as child:
         mlflow.set_tag("strategy", strategy)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        headline = {m: float(metrics[m]) for m in HEADLINE_METRICS if m in metrics}
+        # The held-out size is a count, not a score: as a metric the compare view plotted it first.
+        if "n" in metrics:
+            mlflow.log_param("holdout_windows", int(metrics["n"]))
+        rest = {k: float(v) for k, v in metrics.items() if k not in headline and k != "n"}
+        for group in (headline, rest):  # headline first: the UI offers metrics in logging order
+            mlflow.log_metrics({k: v for k, v in group.items() if np.isfinite(v)})
         for step, row in enumerate(history or []):
             mlflow.log_metrics({f"round_{k}": float(v) for k, v in row.items()}, step=step)
         if confusion is not None and class_labels is not None:
