@@ -58,7 +58,10 @@ def test_conditions_from_control_refuses_an_operating_point_out_of_range() -> No
         (lambda: live.inject(NO_REDIS, "pump-1", "rust", 0.5), "unknown fault 'rust': expected one of leak"),
         (lambda: live.inject(NO_REDIS, "pump-1", "leak", 1.5), "severity must be in [0, 1], got 1.5"),
         (lambda: live.inject(NO_REDIS, "pump-1", "leak", math.nan), "severity must be in [0, 1], got nan"),
-        (lambda: live.inject(NO_REDIS, "pump-1", "leak", "0.5"), "severity must be in [0, 1], got '0.5'"),
+        (
+            lambda: live.inject(NO_REDIS, "pump-1", "leak", "0.5"),  # type: ignore[arg-type]
+            "severity must be in [0, 1], got '0.5'",
+        ),
         (lambda: live.set_operating_point(NO_REDIS, "pump-1"), "give speed_rpm and/or load_area_factor"),
         (lambda: live.set_operating_point(NO_REDIS, "pump-1", speed_rpm=0.0), "speed_rpm=0.0 is outside"),
         (lambda: live.run_plant(NO_REDIS, assets=[]), "no assets to simulate"),
