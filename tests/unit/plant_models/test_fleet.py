@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,6 +227,21 @@ def test_any_schedule_of_changes_matches_live_simulators(plan: list[tuple[int, i
         chunk = fleet.step(n / 1000.0)
         for i, ref in enumerate(refs):
             assert_same(chunk.signals[i], ref.step(n / 1000.0))
+
+
+def test_default_parameters_are_those_of_live_simulator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Given no parameters, the fleet simulates the plant a LiveSimulator simulates. The variable names the
+    calibrated parameter file the plant loads by default (issue 11); a missing file must fail both alike."""
+    monkeypatch.setenv("FEDTWIN_PLANT_PARAMS_FILE", str(tmp_path / "missing-params.json"))
+    outcomes: list[object] = []
+    for make in (lambda: LiveSimulator(warmup_s=0.0).params, lambda: LiveFleet([0], warmup_s=0.0).params):
+        try:
+            outcomes.append(make())
+        except ValueError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
 
 
 @pytest.mark.parametrize(
