@@ -1,5 +1,9 @@
 """Live plant: N simulated pumps streaming sensor chunks to Kafka, with runtime fault injection through Redis.
 
+All assets advance together in one vectorised :class:`plant_models.LiveFleet` (asset ``i`` is seeded
+``seed + i``; its chunks equal a ``LiveSimulator``'s). An asset whose simulation diverges loses that chunk,
+which leaves a gap in its ``seq`` (the scorer restarts its window), and restarts; the others go on.
+
 Control (Redis, under the key prefix ``P``):
 
 - ``P control:<asset>``: hash of fault severities ``leak``/``blocked_inlet``/``bearing`` in [0, 1], optional
