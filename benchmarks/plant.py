@@ -1,21 +1,38 @@
-"""Plant simulator speed: real-time factor per core and wall time of a 1000-run sweep.
+"""Plant simulator speed: real-time factor per core, wall time of a 1000-run sweep, size of a live fleet.
 
 Run from the repository root: ``python -m benchmarks.plant [--runs 1000] [--duration 2.0] [--workers 1]``.
 Prints what it measured and ends with ``plant_realtime_factor=<float>`` (simulated seconds of 4 sensors at
-1 kHz per CPU second of one core, warm-up excluded from the simulated seconds) and
-``sweep_1000_runs_s=<float>`` (wall seconds for the sweep).
+1 kHz per CPU second of one core, warm-up excluded from the simulated seconds), ``sweep_1000_runs_s=<float>``
+(wall seconds for the sweep) and ``live_fleet_pumps_realtime=<int>`` (the largest :class:`LiveFleet` one core
+advances at >= 1x real time in 100 ms chunks, sensor noise included: fleets of doubling size, then bisection;
+per size the median CPU time of several chunks), followed by ``live_fleet_realtime_factor=<float>`` at that
+size. BLAS/OpenMP threads are pinned to 1 (numpy's element-wise kernels are single-threaded anyway).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported, or it is too late
 
-from plant_models import ALL_FAULT_SETS, SIGNALS, OperatingPoint, SensorConfig, simulate_batch, sweep
-from plant_models.runner import DEFAULT_BATCH, MAX_STEP_S
+import argparse  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from plant_models import (  # noqa: E402
+    ALL_FAULT_SETS,
+    SIGNALS,
+    LiveFleet,
+    OperatingPoint,
+    SensorConfig,
+    simulate_batch,
+    sweep,
+)
+from plant_models.runner import DEFAULT_BATCH, MAX_STEP_S  # noqa: E402
 
 REFERENCE_1000_RUNS_S = 3600.0  # Simscape reference: about an hour for 1000 runs
 
@@ -32,12 +49,69 @@ def design(n_runs: int, duration_s: float) -> list:
     return scs[:n_runs]
 
 
+def fleet_chunk_cpu_s(n_assets: int, chunks: int = 5, chunk_s: float = 0.1) -> tuple[float, float]:
+    """Median and worst CPU seconds per ``chunk_s`` chunk of a fleet of ``n_assets`` (noisy sensors).
+
+    The fleet mixes the DoE's fault classes (severity 0.5) and operating points, as a real fleet would;
+    its first chunk is not timed (first-touch allocations).
+    """
+    scs = design(71 * 3, 0.1)
+    faults = [scs[i % len(scs)].faults for i in range(n_assets)]
+    ops = [scs[i % len(scs)].op for i in range(n_assets)]
+    fleet = LiveFleet(range(n_assets), ops, faults)
+    fleet.step(chunk_s)
+    times = []
+    for _ in range(chunks):
+        cpu0 = time.process_time()
+        out = fleet.step(chunk_s)
+        times.append(time.process_time() - cpu0)
+        if out.failures:
+            raise RuntimeError(f"fleet of {n_assets}: {len(out.failures)} assets failed: {out.failures}")
+    return statistics.median(times), max(times)
+
+
+def live_fleet_size(chunk_s: float = 0.1, start: int = 250, limit: int = 1 << 17) -> tuple[int, float]:
+    """Largest fleet whose median chunk CPU time is <= ``chunk_s``, and its real-time factor.
+
+    Sizes double from ``start`` until one falls behind, then bisect to 2 % of the size.
+    """
+
+    def factor(n: int) -> float:
+        med, worst = fleet_chunk_cpu_s(n, chunk_s=chunk_s)
+        rt = chunk_s / med
+        print(
+            f"live fleet n={n}: chunk cpu median={med * 1e3:.1f}ms max={worst * 1e3:.1f}ms realtime={rt:.2f}x"
+        )
+        return rt
+
+    ok, ok_rt = 0, math.inf
+    n = start
+    while n <= limit:
+        rt = factor(n)
+        if rt < 1.0:
+            break
+        ok, ok_rt = n, rt
+        n *= 2
+    else:
+        return ok, ok_rt
+    bad = n
+    while bad - ok > max(1, ok // 50):
+        mid = (ok + bad) // 2
+        rt = factor(mid)
+        if rt >= 1.0:
+            ok, ok_rt = mid, rt
+        else:
+            bad = mid
+    return ok, ok_rt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--duration", type=float, default=2.0, help="returned seconds per run")
     ap.add_argument("--workers", type=int, default=1, help="processes for the sweep (realtime is 1 core)")
     ap.add_argument("--repeat", type=int, default=2, help="repetitions of the single-process sweep")
+    ap.add_argument("--skip-fleet", action="store_true", help="do not search the live fleet size")
     args = ap.parse_args()
     fs = SensorConfig().fs
     scenarios = design(args.runs, args.duration)
@@ -89,8 +163,12 @@ def main() -> None:
         f"speed-up {REFERENCE_1000_RUNS_S / scaled:.0f}x "
         f"({n} runs of {args.duration:g}s measured{'' if n == 1000 else ', scaled to 1000'})"
     )
+    fleet_n, fleet_rt = (0, math.nan) if args.skip_fleet else live_fleet_size()
     print(f"plant_realtime_factor={rt_cpu:.1f}")
     print(f"sweep_1000_runs_s={scaled:.2f}")
+    if not args.skip_fleet:
+        print(f"live_fleet_pumps_realtime={fleet_n}")
+        print(f"live_fleet_realtime_factor={fleet_rt:.2f}")
 
 
 if __name__ == "__main__":

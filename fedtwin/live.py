@@ -1,5 +1,9 @@
 """Live plant: N simulated pumps streaming sensor chunks to Kafka, with runtime fault injection through Redis.
 
+All assets advance together in one vectorised :class:`plant_models.LiveFleet` (asset ``i`` is seeded
+``seed + i``; its chunks equal a ``LiveSimulator``'s). An asset whose simulation diverges loses that chunk,
+which leaves a gap in its ``seq`` (the scorer restarts its window), and restarts; the others go on.
+
 Control (Redis, under the key prefix ``P``):
 
 - ``P control:<asset>``: hash of fault severities ``leak``/``blocked_inlet``/``bearing`` in [0, 1], optional
@@ -24,15 +28,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from fedtwin.errors import FedtwinError
-from fedtwin.schema import SIGNALS, dumps, encode_chunk, loads, truth_record
+from fedtwin.schema import dumps, encode_chunk, loads, truth_record
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
 
     from fedtwin.settings import Settings
+    from plant_models import Faults, OperatingPoint
 
 log = logging.getLogger(__name__)
 
@@ -130,43 +133,213 @@ class PlantStats:
     delivered: int = 0  # sensor + truth messages the broker acknowledged
     failed: int = 0  # sensor + truth messages the producer gave up on (each logged, the first few in full)
     behind_s: float = 0.0  # how far pacing fell behind wall time at the end (simulation slower than speedup)
+    lost_chunks: int = 0  # asset chunks without data: its simulation diverged (it restarts) or is down
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for Prefect results and logs)."""
         return asdict(self)
 
 
-class _Fleet:
-    """N pumps, one ``plant_models.LiveSimulator`` each (4 assets at 1 kHz: ~60 ms per 0.1 s chunk, so a
-    single process keeps real time with headroom)."""
-
-    def __init__(self, n: int, seed: int, ops: list[Any], fs: float) -> None:
-        from plant_models import Faults, LiveSimulator, SensorConfig
-
-        self.sensors = SensorConfig(fs=fs)
-        self._sims = [LiveSimulator(ops[i], Faults(), seed + i, sensors=self.sensors) for i in range(n)]
-
-    def set(self, i: int, faults: Any, op: Any) -> None:
-        self._sims[i].set_faults(faults)
-        self._sims[i].set_operating_point(op)
-
-    def step(self, n_samples: int) -> list[dict[str, np.ndarray]]:
-        try:
-            return [s.step(n_samples / self.sensors.fs) for s in self._sims]
-        except RuntimeError as exc:  # the solver diverged
-            raise FedtwinError(f"plant simulation failed: {exc}") from exc
-
-
 def _parse_control(raw: Mapping[bytes, bytes]) -> dict[str, float]:
+    """Numeric fields of a control hash (faults, operating point, ``rev``); other fields are skipped, and so
+    are values that are not finite numbers (with a warning)."""
     out = {}
     for k, v in raw.items():
         name = k.decode()
         if name in FAULTS + _OP_FIELDS + ("rev",):
             try:
-                out[name] = float(v)
+                value = float(v)
             except ValueError:
+                value = math.nan
+            if math.isfinite(value):
+                out[name] = value
+            else:
                 log.warning("ignoring bad control value %s=%r", name, v)
     return out
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What a control hash asks of one asset.
+
+    Attributes
+    ----------
+    severities : dict of str to float
+        Per fault in ``FAULTS``, clipped to [0, 1] (absent = 0).
+    faults : plant_models.Faults
+        The plant's fault parameters for those severities.
+    op : plant_models.OperatingPoint
+        The operating point (absent fields at their nominal value).
+    op_fields : dict of str to float
+        The operating-point fields the hash sets.
+    """
+
+    severities: dict[str, float]
+    faults: Faults
+    op: OperatingPoint
+    op_fields: dict[str, float]
+
+
+def conditions_from_control(ctl: Mapping[str, float]) -> Conditions:
+    """Faults and operating point asked for by a parsed control hash.
+
+    Raises
+    ------
+    ValueError
+        An operating-point field outside its range (the message names it).
+    """
+    from plant_models import Faults, OperatingPoint
+
+    sev = {f: min(1.0, max(0.0, ctl.get(f, 0.0))) for f in FAULTS}
+    op_fields = {k: ctl[k] for k in _OP_FIELDS if k in ctl}
+    faults = Faults.from_severity(
+        leak=sev["leak"], blocked_inlet=sev["blocked_inlet"], bearing=sev["bearing"]
+    )
+    return Conditions(sev, faults, OperatingPoint(**op_fields), op_fields)
+
+
+class _Plant:
+    """One ``run_plant``: the fleet, its Kafka producer and Redis connection, and the per-asset cursors."""
+
+    def __init__(
+        self, settings: Settings, names: list[str], seed: int, decimals: int | None, producer: Producer | None
+    ) -> None:
+        from fedtwin.kafka_io import ensure_topics, make_producer
+        from plant_models import LiveFleet, SensorConfig
+
+        self.settings = settings
+        self.names = names
+        self.decimals = decimals
+        self.fs = settings.sample_rate_hz
+        self.n_chunk = round(settings.chunk_s * self.fs)
+        self.chunk_dt = self.n_chunk / self.fs
+        self.stats = PlantStats(assets=names)
+        self.r = _redis(settings)
+        ensure_topics(settings)
+        self.prod = producer or make_producer(settings)
+        self.fleet = LiveFleet([seed + i for i in range(len(names))], sensors=SensorConfig(fs=self.fs))
+        self.seqs, self.t_base = self._load_cursors()
+        self.applied_rev: list[float | None] = [None] * len(names)
+        self.lost_reason: list[str | None] = [None] * len(names)  # logged once per new reason
+        self.start = time.monotonic()
+
+    def _load_cursors(self) -> tuple[list[int], float]:
+        """Continue the sequence of an earlier run (one stream per asset); time resumes at the later of now
+        and the cursors, so it never goes back."""
+        cursors = self.r.mget([self.settings.key("plant", "cursor", a) for a in self.names])
+        seqs = [0] * len(self.names)
+        t_base = time.time()
+        for i, raw in enumerate(cursors):
+            if raw is not None:
+                c = loads(raw)
+                seqs[i] = int(c["seq"])
+                t_base = max(t_base, float(c["t"]))
+        return seqs, t_base
+
+    def t0(self, tick: int) -> float:
+        """Epoch time of the first sample of chunk ``tick``."""
+        return self.t_base + tick * self.chunk_dt
+
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        """Count acknowledged and failed messages (runs inside poll()/flush() on this thread)."""
+        if err is None:
+            self.stats.delivered += 1
+            return
+        self.stats.failed += 1
+        if self.stats.failed <= 5:
+            log.error("message to %s (key %s) not delivered: %s", msg.topic(), msg.key(), err)
+
+    def produce(self, topic: str, value: bytes, key: str) -> None:
+        """Produce one message; a full local queue is drained (deliveries served) and retried."""
+        while True:
+            try:
+                self.prod.produce(topic, value, key.encode(), on_delivery=self.on_delivery)
+                return
+            except BufferError:
+                self.prod.poll(0.05)
+
+    def poll_control(self, tick: int) -> None:
+        """Read every asset's control hash and save the cursors in one round trip; apply what changed."""
+        pipe = self.r.pipeline(transaction=False)
+        for a in self.names:
+            pipe.hgetall(_control_key(self.settings, a))
+        for i, a in enumerate(self.names):
+            pipe.set(
+                self.settings.key("plant", "cursor", a), dumps({"seq": self.seqs[i], "t": self.t0(tick)})
+            )
+        for i, raw in enumerate(pipe.execute()[: len(self.names)]):
+            self._apply_control(i, _parse_control(raw), tick)
+
+    def _apply_control(self, i: int, ctl: dict[str, float], tick: int) -> None:
+        rev = ctl.get("rev", 0.0)
+        if rev == self.applied_rev[i]:
+            return
+        self.applied_rev[i] = rev
+        name = self.names[i]
+        try:
+            cond = conditions_from_control(ctl)
+        except ValueError as exc:
+            log.error("ignoring invalid control of %s: %s", name, exc)
+            return
+        self.fleet.set_faults(i, cond.faults)
+        self.fleet.set_operating_point(i, cond.op)
+        op_dict = {"speed_rpm": cond.op.speed_rpm, "load_area_factor": cond.op.load_area_factor}
+        rec = truth_record(
+            name, cond.severities, self.seqs[i], self.t0(tick), operating_point=op_dict, rev=rev
+        )
+        self.produce(self.settings.truth_topic, rec, name)
+        self.r.xadd(self.settings.key("truth"), {"truth": rec}, maxlen=100000, approximate=True)
+        self.stats.truth_events += 1
+        log.info("%s: faults %s from seq %d", name, {**cond.severities, **cond.op_fields}, self.seqs[i])
+
+    def step(self, tick: int) -> None:
+        """Simulate one chunk of every asset and produce it; an asset without data leaves a ``seq`` gap."""
+        try:
+            chunk = self.fleet.step(self.chunk_dt)
+        except RuntimeError as exc:  # even a healthy nominal pump diverges: the parameters are broken
+            raise FedtwinError(f"plant simulation failed: {exc}") from exc
+        t0 = self.t0(tick)
+        for i, (name, signals) in enumerate(zip(self.names, chunk.signals, strict=True)):
+            if signals is None:
+                self._lost(i, chunk.failures[i])
+            else:
+                value = encode_chunk(name, self.seqs[i], t0, self.fs, signals, decimals=self.decimals)
+                self.produce(self.settings.sensor_topic, value, name)
+                self.stats.chunks += 1
+                self.stats.samples += self.n_chunk
+                self.stats.bytes += len(value)
+            self.seqs[i] += 1
+        self.stats.sim_seconds = (tick + 1) * self.chunk_dt
+        self.prod.poll(0)
+
+    def _lost(self, i: int, reason: str) -> None:
+        self.stats.lost_chunks += 1
+        if reason != self.lost_reason[i]:
+            self.lost_reason[i] = reason
+            log.error("%s: no data from seq %d: %s", self.names[i], self.seqs[i], reason)
+
+    def close(self) -> None:
+        """Save the cursors, flush the producer (a caller's too, so the delivery counts are complete)."""
+        import redis
+
+        end_t = self.t_base + self.stats.sim_seconds
+        try:
+            pipe = self.r.pipeline(transaction=False)
+            for i, a in enumerate(self.names):
+                pipe.set(self.settings.key("plant", "cursor", a), dumps({"seq": self.seqs[i], "t": end_t}))
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not save plant cursors: %s", exc)
+        left = self.prod.flush(30)
+        if left or self.stats.failed:
+            log.error("%d messages failed and %d were still queued after 30 s", self.stats.failed, left)
+        self.r.close()
+        self.stats.wall_seconds = time.monotonic() - self.start
+
+
+def pace_delay(start: float, tick: int, chunk_dt: float, speedup: float, now: float) -> float:
+    """Seconds to wait before chunk ``tick`` to run at ``speedup`` x real time (<= 0: no wait)."""
+    return start + tick * chunk_dt / speedup - now
 
 
 def run_plant(
@@ -185,135 +358,47 @@ def run_plant(
 
     ``speedup`` <= 0 or inf means as fast as the simulation runs. Chunks of ``settings.chunk_s`` go to
     ``settings.sensor_topic`` keyed by asset; samples are rounded to ``decimals`` (None = full precision; the
-    sensors are quantised to 1e-3 or coarser anyway). Stops early on ``stop_event``.
+    sensors are quantised to 1e-3 or coarser anyway). Stops early on ``stop_event``. All assets run in one
+    vectorised :class:`plant_models.LiveFleet` (asset ``i`` has seed ``seed + i``); an asset whose simulation
+    diverges loses that chunk (a ``seq`` gap, counted in ``lost_chunks``) and restarts.
     """
-    import redis
-
-    from fedtwin.kafka_io import ensure_topics, make_producer
-    from plant_models import Faults, OperatingPoint
-
     names = asset_ids(assets) if isinstance(assets, int) else list(assets)
     if not names:
         raise FedtwinError("no assets to simulate")
-    fs = settings.sample_rate_hz
-    n_chunk = round(settings.chunk_s * fs)
-    chunk_dt = n_chunk / fs
-    n_ticks = math.ceil(duration_s / chunk_dt - 1e-9)
-    stats = PlantStats(assets=names)
-    r = _redis(settings)
-    ensure_topics(settings)
-    prod = producer or make_producer(settings)
-    fleet = _Fleet(len(names), seed, [OperatingPoint() for _ in names], fs)
-    truth_stream = settings.key("truth")
-
-    def on_delivery(err: Any, msg: Any) -> None:
-        # Runs inside poll()/flush() on this thread: a message that expires or is refused is counted, not lost
-        # silently.
-        if err is None:
-            stats.delivered += 1
-            return
-        stats.failed += 1
-        if stats.failed <= 5:
-            log.error("message to %s (key %s) not delivered: %s", msg.topic(), msg.key(), err)
-
-    # Continue the sequence of an earlier run (one stream per asset); time resumes at the later of now and
-    # the cursor, so it never goes back.
-    cursors = r.mget([settings.key("plant", "cursor", a) for a in names])
-    now = time.time()
-    seqs = [0] * len(names)
-    t_base = now
-    for i, raw in enumerate(cursors):
-        if raw is not None:
-            c = loads(raw)
-            seqs[i] = int(c["seq"])
-            t_base = max(t_base, float(c["t"]))
-    applied_rev: list[float | None] = [None] * len(names)
-    state: list[dict[str, float]] = [{} for _ in names]
-
-    def poll_control(tick: int) -> None:
-        pipe = r.pipeline(transaction=False)
-        for a in names:
-            pipe.hgetall(_control_key(settings, a))
-        for i, a in enumerate(names):
-            cur = {"seq": seqs[i], "t": t_base + tick * chunk_dt}
-            pipe.set(settings.key("plant", "cursor", a), dumps(cur))
-        results = pipe.execute()[: len(names)]
-        for i, raw in enumerate(results):
-            ctl = _parse_control(raw)
-            rev = ctl.get("rev", 0.0)
-            if rev == applied_rev[i]:
-                continue
-            applied_rev[i] = rev
-            sev = {f: min(1.0, max(0.0, ctl.get(f, 0.0))) for f in FAULTS}
-            op_fields = {k: ctl[k] for k in _OP_FIELDS if k in ctl}
-            try:
-                faults = Faults.from_severity(
-                    leak=sev["leak"], blocked_inlet=sev["blocked_inlet"], bearing=sev["bearing"]
-                )
-                op = OperatingPoint(**op_fields)
-            except ValueError as exc:
-                log.error("ignoring invalid control of %s: %s", names[i], exc)
-                continue
-            fleet.set(i, faults, op)
-            state[i] = {**sev, **op_fields}
-            t_eff = t_base + tick * chunk_dt
-            op_dict = {"speed_rpm": op.speed_rpm, "load_area_factor": op.load_area_factor}
-            rec = truth_record(names[i], sev, seqs[i], t_eff, operating_point=op_dict, rev=rev)
-            prod.produce(settings.truth_topic, rec, names[i].encode(), on_delivery=on_delivery)
-            r.xadd(truth_stream, {"truth": rec}, maxlen=100000, approximate=True)
-            stats.truth_events += 1
-            log.info("%s: faults %s from seq %d", names[i], state[i], seqs[i])
-
-    start = time.monotonic()
-    last_poll = -math.inf
-    paced = speedup > 0 and math.isfinite(speedup)
+    plant = _Plant(settings, names, seed, decimals, producer)
     try:
-        for tick in range(n_ticks):
-            if stop_event is not None and stop_event.is_set():
-                break
-            if paced:
-                delay = start + tick * chunk_dt / speedup - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            if time.monotonic() - last_poll >= control_poll_s:
-                last_poll = time.monotonic()
-                try:
-                    poll_control(tick)
-                except (redis.RedisError, OSError) as exc:
-                    log.warning("plant control poll failed (%s); keeping current faults", exc)
-            chunks = fleet.step(n_chunk)
-            t0 = t_base + tick * chunk_dt
-            for i, a in enumerate(names):
-                value = encode_chunk(
-                    a, seqs[i], t0, fs, {s: chunks[i][s] for s in SIGNALS}, decimals=decimals
-                )
-                while True:
-                    try:
-                        prod.produce(settings.sensor_topic, value, a.encode(), on_delivery=on_delivery)
-                        break
-                    except BufferError:  # local queue full: let deliveries drain, then retry
-                        prod.poll(0.05)
-                seqs[i] += 1
-                stats.bytes += len(value)
-            stats.chunks += len(names)
-            stats.samples += len(names) * n_chunk
-            stats.sim_seconds = (tick + 1) * chunk_dt
-            prod.poll(0)
-        if paced:
-            stats.behind_s = max(0.0, (time.monotonic() - start) - stats.sim_seconds / speedup)
+        _run_ticks(plant, duration_s, speedup, stop_event, control_poll_s)
     finally:
-        end_t = t_base + stats.sim_seconds
-        try:
-            pipe = r.pipeline(transaction=False)
-            for i, a in enumerate(names):
-                pipe.set(settings.key("plant", "cursor", a), dumps({"seq": seqs[i], "t": end_t}))
-            pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            log.warning("could not save plant cursors: %s", exc)
-        # A caller's producer is flushed too: the delivery counts cover every message this run produced.
-        left = prod.flush(30)
-        if left or stats.failed:
-            log.error("%d messages failed and %d were still queued after 30 s", stats.failed, left)
-        r.close()
-    stats.wall_seconds = time.monotonic() - start
-    return stats
+        plant.close()
+    return plant.stats
+
+
+def _run_ticks(
+    plant: _Plant,
+    duration_s: float,
+    speedup: float,
+    stop_event: threading.Event | None,
+    control_poll_s: float,
+) -> None:
+    import redis
+
+    n_ticks = math.ceil(duration_s / plant.chunk_dt - 1e-9)
+    paced = speedup > 0 and math.isfinite(speedup)
+    last_poll = -math.inf
+    plant.start = time.monotonic()
+    for tick in range(n_ticks):
+        if stop_event is not None and stop_event.is_set():
+            break
+        if paced:
+            delay = pace_delay(plant.start, tick, plant.chunk_dt, speedup, time.monotonic())
+            if delay > 0:
+                time.sleep(delay)
+        if time.monotonic() - last_poll >= control_poll_s:
+            last_poll = time.monotonic()
+            try:
+                plant.poll_control(tick)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("plant control poll failed (%s); keeping current faults", exc)
+        plant.step(tick)
+    if paced:
+        plant.stats.behind_s = max(0.0, (time.monotonic() - plant.start) - plant.stats.sim_seconds / speedup)

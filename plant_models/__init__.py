@@ -6,10 +6,12 @@ Pure numpy (matplotlib only inside :func:`plot_overview`); importing this packag
   scenario's ``warmup_s``), :func:`simulate_batch` (many, vectorised; failures isolated in
   :class:`RunResult`), :func:`simulate_truth` (plus physical ground truth).
 - :class:`LiveSimulator`: chunked live mode, equal to one long run with the same seed.
+- :class:`LiveFleet`: many live pumps in one vectorised engine; per asset equal to a ``LiveSimulator``.
 - :func:`sweep`: full-factorial design of labelled scenarios.
 - Physics and numerical scheme: :mod:`plant_models.engine`; parameters: :class:`PumpParams`.
 """
 
+from plant_models.fleet import FleetChunk, LiveFleet
 from plant_models.params import P_ATM, PumpParams
 from plant_models.plots import plot_overview
 from plant_models.runner import LiveSimulator, RunResult, simulate, simulate_batch, simulate_truth
@@ -38,6 +40,8 @@ __all__ = [
     "P_ATM",
     "SIGNALS",
     "Faults",
+    "FleetChunk",
+    "LiveFleet",
     "LiveSimulator",
     "OperatingPoint",
     "PumpParams",

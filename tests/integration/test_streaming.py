@@ -165,6 +165,43 @@ def test_undeliverable_messages_are_counted_not_lost_silently(stream_settings: S
     assert plant.failed == plant.chunks + plant.truth_events and plant.delivered == 0
 
 
+def test_control_written_to_redis_reaches_the_fleet_and_chunks_equal_live_simulators(
+    stream_settings: Settings,
+) -> None:
+    """inject / set_operating_point / clear write the assets' control hashes; the plant applies them from its
+    first chunk, and every asset's chunks on the broker equal a LiveSimulator given the same changes."""
+    from plant_models import Faults, LiveSimulator, OperatingPoint
+
+    s = stream_settings
+    assert live.inject(s, "pump-2", "leak", 0.6)["rev"] == "1"
+    state = live.set_operating_point(s, "pump-2", speed_rpm=900.0)
+    assert (state["rev"], state["leak"], state["speed_rpm"]) == ("2", "0.6", "900.0")
+    cleared = live.clear(s, "pump-3")
+    assert cleared["rev"] == "1" and all(cleared[f] == "0.0" for f in live.FAULTS)
+    r = redis.Redis.from_url(s.redis_url)
+    assert r.hget(s.key("control", "pump-2"), "speed_rpm") == b"900.0"
+
+    plant = live.run_plant(s, assets=3, duration_s=0.5, speedup=0, seed=40, decimals=None)
+    assert (plant.chunks, plant.truth_events, plant.lost_chunks, plant.failed) == (15, 3, 0, 0)
+    truth = {t["asset"]: t for t in truth_of(s)}
+    assert truth["pump-2"]["faults"] == {"leak": 0.6, "blocked_inlet": 0.0, "bearing": 0.0}
+    assert truth["pump-2"]["operating_point"]["speed_rpm"] == 900.0 and truth["pump-2"]["seq"] == 0
+    assert truth["pump-1"]["active"] == [] and truth["pump-1"]["rev"] == 0.0  # no hash: healthy, nominal
+
+    # The fleet warms up healthy at the nominal point; the controls read before the first chunk apply from it.
+    sims = {f"pump-{i + 1}": LiveSimulator(seed=40 + i) for i in range(3)}
+    sims["pump-2"].set_faults(Faults.from_severity(leak=0.6))
+    sims["pump-2"].set_operating_point(OperatingPoint(speed_rpm=900.0))
+    chunks = sorted((decode_chunk(m.value()) for m in read_topic(s, s.sensor_topic)), key=lambda c: c.seq)
+    for asset, sim in sims.items():
+        mine = [c for c in chunks if c.asset == asset]
+        assert [c.seq for c in mine] == [0, 1, 2, 3, 4]
+        for c in mine:
+            expected = sim.step(s.chunk_s)
+            for name in SIGNALS:
+                assert np.array_equal(c.signals[name], expected[name]), (asset, c.seq, name)
+
+
 def _expected_alerts(s: Settings, model_record: tuple[dict, dict]) -> list[dict]:
     """Alerts an uninterrupted engine derives from the sensor topic as stored (per-partition order)."""
     from federated.model import from_arrays
