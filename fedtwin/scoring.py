@@ -89,6 +89,7 @@ class EngineStats:
     discarded_samples: int = 0
     rejected: int = 0
     alerts: int = 0
+    nonfinite_windows: int = 0
 
 
 @dataclass
@@ -96,7 +97,8 @@ class BatchResult:
     """Outcome of one ``process`` call.
 
     ``rejected`` lists (input index, reason) of chunks the engine cannot score (e.g. wrong sample rate);
-    ``window_assets``/``window_starts``/``features``/``scores`` describe every window completed in the batch.
+    ``window_assets``/``window_starts``/``features``/``scores`` describe every window completed in the batch;
+    ``finite[k]`` is False when window k's features or scores hold NaN/inf (it was not de-bounced).
     """
 
     alerts: list[dict[str, Any]]
@@ -106,6 +108,7 @@ class BatchResult:
     window_source_ts: np.ndarray
     features: np.ndarray
     scores: np.ndarray
+    finite: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
 
 
 @dataclass
@@ -294,11 +297,16 @@ class ScoringEngine:
         if P.shape != (n_win, len(model.faults)):
             raise ValueError(f"model returned shape {P.shape}, expected {(n_win, len(model.faults))}")
         positive = decide(P, model.thresholds, model.fallback) > 0
+        # A window with a non-finite feature or score carries no evidence: counting it as healthy (P = NaN
+        # clears no threshold) would clear a real alert, so it leaves the de-bouncing state as it was.
+        finite = np.isfinite(X).all(axis=1) & np.isfinite(P).all(axis=1)
         self.stats.windows += n_win
+        self.stats.nonfinite_windows += int(n_win - finite.sum())
         alerts: list[dict[str, Any]] = []
         dur = self.window_samples / self.fs
         for k, (asset, start, ts) in enumerate(windows):
-            alerts.extend(self._debounce(asset, start, start + dur, ts, P[k], positive[k], model))
+            if finite[k]:
+                alerts.extend(self._debounce(asset, start, start + dur, ts, P[k], positive[k], model))
         self.stats.alerts += len(alerts)
         return BatchResult(
             alerts=alerts,
@@ -308,6 +316,7 @@ class ScoringEngine:
             window_source_ts=np.array([t for _, _, t in windows]),
             features=X,
             scores=P,
+            finite=finite,
         )
 
     def _debounce(
