@@ -190,7 +190,7 @@ def kafka_retriable(err: KafkaError) -> bool:
 
 
 @dataclass
-class _Batch:
+class DecodedBatch:
     """One consume batch after decoding: what is scored, what goes to the DLQ, where to commit."""
 
     chunks: list[SensorChunk] = field(default_factory=list)
@@ -206,7 +206,7 @@ class _Batch:
 
 
 @dataclass
-class _Output:
+class ScoredBatch:
     """Everything a scored batch writes, already serialised (so writing cannot fail on the data)."""
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -273,7 +273,7 @@ class Scorer:
     ) -> None:
         if not 0 <= dlq_max_value_bytes <= MAX_DLQ_VALUE_BYTES:
             raise ValueError(
-                f"dlq_max_value_bytes must be 0..{MAX_DLQ_VALUE_BYTES} (its dead letter must fit Kafka's 1 MB "
+                f"dlq_max_value_bytes must be 0..{MAX_DLQ_VALUE_BYTES} (a dead letter must fit Kafka's 1 MB "
                 f"message limit), got {dlq_max_value_bytes}"
             )
         self.settings = settings
@@ -698,18 +698,18 @@ class Scorer:
 
     def _handle(self, msgs: list[Message]) -> None:
         """Score one batch and write its results; offsets are committed last."""
-        batch = self._decode(msgs)
-        self._prepare_assets(batch)
-        out = self._score(batch)
-        self._dedupe(out)
-        self._deliver(self._kafka_records(out, batch.dlq))
+        batch = self.decode_batch(msgs)
+        self._load_open(batch.assets())
+        out = self.score_batch(batch)
+        self._deliver(self.kafka_records(out, batch.dlq))
         self._until_ok(self.redis_link, "writing alerts and state", lambda: self._write_redis(out))
         self._commit(batch.next_offsets)
         self._account(len(msgs), batch, out)
 
     # ------------------------------------------------------------------ decode
-    def _decode(self, msgs: list[Message]) -> _Batch:
-        batch = _Batch()
+    def decode_batch(self, msgs: list[Message]) -> DecodedBatch:
+        """Decode consumed messages (invalid ones to ``dlq`` with the reason); no I/O."""
+        batch = DecodedBatch()
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -771,39 +771,35 @@ class Scorer:
             log.warning("topics %s were missing (broker restarted?) and were created again", created)
 
     # ------------------------------------------------------------------ score
-    def _prepare_assets(self, batch: _Batch) -> None:
-        """Load the open alerts of assets this scorer has not met; an asset without engine state starts with
-        its open faults active, so their clear is emitted and their raise is not repeated."""
-        missing = [a for a in batch.assets() if a not in self._open]
+    def _load_open(self, assets: list[str]) -> None:
+        """Read the open alerts of assets this scorer has not met (waits for Redis during an outage)."""
+        missing = [a for a in assets if a not in self._open]
         if not missing:
             return
         raws = self._until_ok(
             self.redis_link, "reading open alerts", lambda: self._redis.hmget(self._open_key(), missing)
         )
-        first: dict[str, SensorChunk] = {}
-        for c in batch.chunks:
-            first.setdefault(c.asset, c)
-        seed: dict[str, Any] = {}
         for a, raw in zip(missing, raws, strict=True):
             self._open[a] = _parse_open(raw, a)
-            if self._open[a] and a not in self.engine.assets:
-                c = first[a]
-                seed[a] = {
+
+    def _seed_open(self, batch: DecodedBatch) -> None:
+        """An asset without engine state starts with its open faults active, so their clear is emitted and
+        their raise is not repeated (its first chunk is taken as the start of its stream)."""
+        seed: dict[str, Any] = {}
+        for c in batch.chunks:
+            if c.asset not in seed and self._open.get(c.asset) and c.asset not in self.engine.assets:
+                seed[c.asset] = {
                     "fill": 0,
                     "start": c.t0,
                     "next_seq": c.seq,
                     "last_t_end": c.t0,
                     "buf": "",
-                    "faults": {f: [0, 0, 1] for f in sorted(self._open[a])},
+                    "faults": {f: [0, 0, 1] for f in sorted(self._open[c.asset])},
                 }
         if seed:
             e = self.engine
             e.restore({"window_samples": e.window_samples, "fs": e.fs, "assets": seed})
-            log.info(
-                "assets %s start with their open alerts %s",
-                sorted(seed),
-                {a: sorted(self._open[a]) for a in seed},
-            )
+            log.info("assets start with their open alerts: %s", {a: sorted(self._open[a]) for a in seed})
 
     def _save(self, assets: Sequence[str]) -> tuple[list[str], dict[str, Any], Any]:
         """What ``_rewind`` needs to undo processing of ``assets``."""
@@ -815,8 +811,19 @@ class Scorer:
         self.engine.restore(snap)
         self.engine.stats = stats
 
-    def _score(self, batch: _Batch) -> _Output:
-        """Score the batch in one vectorised call; if anything raises, rewind and go message by message."""
+    def score_batch(self, batch: DecodedBatch) -> ScoredBatch:
+        """Score a decoded batch and serialise what it writes; no I/O (open alerts come from ``_open``).
+
+        The batch is scored in one vectorised call; if anything in it raises, the engine is rewound and the
+        batch scored message by message, each failing message going to ``batch.dlq`` with the reason. Raises
+        of faults already open are dropped. Nothing a decoded message holds makes this raise.
+        """
+        self._seed_open(batch)
+        out = self._score(batch)
+        self._dedupe(out)
+        return out
+
+    def _score(self, batch: DecodedBatch) -> ScoredBatch:
         saved = self._save(batch.assets())
         try:
             result = self.engine.process(batch.chunks, batch.ts)
@@ -835,7 +842,7 @@ class Scorer:
         batch.dlq.extend((batch.origin[i], reason) for i, reason in result.rejected)
         return out
 
-    def _score_each(self, batch: _Batch) -> _Output:
+    def _score_each(self, batch: DecodedBatch) -> ScoredBatch:
         parts: list[BatchResult] = []
         for i, chunk in enumerate(batch.chunks):
             saved = self._save([chunk.asset])
@@ -855,8 +862,8 @@ class Scorer:
         out.snapshots = self._snapshots(batch.next_offsets, strict=False)
         return out
 
-    def _outputs(self, parts: Iterable[BatchResult]) -> _Output:
-        out = _Output()
+    def _outputs(self, parts: Iterable[BatchResult]) -> ScoredBatch:
+        out = ScoredBatch()
         version = self.engine.model.version if self.engine.model is not None else -1
         for res in parts:
             for a in res.alerts:
@@ -901,7 +908,7 @@ class Scorer:
                 log.error("state of %s[%d] not serialisable, not saved: %s", tp[0], tp[1], exc)
         return out
 
-    def _dedupe(self, out: _Output) -> None:
+    def _dedupe(self, out: ScoredBatch) -> None:
         """Drop raises of faults already open (a replay after a restart); keep the open set current."""
         kept = []
         for a in out.alerts:
@@ -924,9 +931,10 @@ class Scorer:
         out.payloads = [(a["asset"].encode(), encode_alert(a)) for a in kept]
 
     # ------------------------------------------------------------------ write
-    def _kafka_records(
-        self, out: _Output, dlq: list[tuple[Message, str]]
+    def kafka_records(
+        self, out: ScoredBatch, dlq: list[tuple[Message, str]]
     ) -> list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]] | None]]:
+        """(topic, value, key, headers) of the batch's alerts and bounded dead letters."""
         s = self.settings
         records: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]] | None]] = [
             (s.alert_topic, value, key, None) for key, value in out.payloads
@@ -1014,7 +1022,7 @@ class Scorer:
             if self._stopped() or time.monotonic() >= self._deadline:
                 raise _Interrupted
 
-    def _write_redis(self, out: _Output) -> None:
+    def _write_redis(self, out: ScoredBatch) -> None:
         """Alerts, feature rows, open alerts and partition state in one transaction (all or nothing)."""
         s = self.settings
         pipe = self._redis.pipeline(transaction=True)
@@ -1054,7 +1062,7 @@ class Scorer:
             return
         self._warn_clear("commit")
 
-    def _account(self, n_consumed: int, batch: _Batch, out: _Output) -> None:
+    def _account(self, n_consumed: int, batch: DecodedBatch, out: ScoredBatch) -> None:
         st = self.stats
         n_msgs, n_dlq = batch.n_msgs, len(batch.dlq)
         st.messages += n_msgs
