@@ -102,6 +102,23 @@ _TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_T
 #: librdkafka waits up to 10 s between reconnects by default; 1 s resumes soon after a broker restart.
 _RECONNECT = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 1000}
 
+
+class _DropReconnectNoise(logging.Filter):
+    """librdkafka logs every failed (re)connect attempt (facility FAIL); the scorer reports an outage once
+    through its error callback instead, so those lines are dropped and every other librdkafka line kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and args and args[0] == "FAIL")
+
+
+#: Where the scorer's Kafka clients log (librdkafka's own lines, minus reconnect noise).
+KAFKA_LOG = logging.getLogger("fedtwin.scorer.kafka")
+KAFKA_LOG.addFilter(_DropReconnectNoise())
+
+#: A refused model version is tried again after this long (s); the refusal is logged once.
+BAD_VERSION_RETRY_S = 30.0
+
 #: Kafka's default message limit (``message.max.bytes``) that a dead letter must stay under.
 KAFKA_MESSAGE_LIMIT = 1_000_000
 #: Largest ``dlq_max_value_bytes``: its base64 (4/3) plus 32 KiB for the wrapper, the reason and key (1000
@@ -156,6 +173,7 @@ class _Link:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.down_since: float | None = None
+        self.back_at = float("-inf")
         self.failures = 0
         self.outages = 0
         self.down_seconds = 0.0
@@ -181,6 +199,7 @@ class _Link:
             self.down_seconds += away
             log.warning("%s is back after %.1f s: resuming", self.name, away)
             self.down_since = None
+            self.back_at = time.monotonic()
         self.failures = 0
 
 
@@ -300,7 +319,7 @@ class Scorer:
         self._producer: Producer | None = None
         self._asset_partition: dict[str, tuple[str, int]] = {}
         self._open: dict[str, set[str]] = {}  # open faults per asset (mirror of Redis, this scorer's assets)
-        self._bad_versions: set[int] = set()
+        self._bad_versions: dict[int, float] = {}  # version -> when it was refused
         self._model_problem: str | None = None
         self._warned: dict[str, str] = {}
         self._last_reload_check = 0.0
@@ -377,8 +396,9 @@ class Scorer:
             lambda: ensure_topics(self.settings, timeout_s=5.0),
             transient=(ServiceUnavailable,),
         )
-        self._producer = make_producer(self.settings, **_RECONNECT)
-        self._consumer = make_consumer(self.settings, self.group, **_RECONNECT)
+        clients = {**_RECONNECT, "logger": KAFKA_LOG, "error_cb": self._client_error}
+        self._producer = make_producer(self.settings, **clients)
+        self._consumer = make_consumer(self.settings, self.group, **clients)
         self._consumer.subscribe(
             [self.settings.sensor_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -488,6 +508,11 @@ class Scorer:
             self._pause(0.2 if not self.redis_link.down else self.redis_link.max_delay_s / 2)
         return False
 
+    def check_model(self) -> int | None:
+        """Read the model pointer now and swap in a new valid version; return the version in use."""
+        self._maybe_reload(force=True)
+        return self.engine.model.version if self.engine.model is not None else None
+
     def _maybe_reload(self, force: bool = False) -> None:
         """Swap in a newly promoted model; nothing the store raises stops the scorer."""
         now = time.monotonic()
@@ -513,7 +538,8 @@ class Scorer:
         if version == current:
             self._model_problem = None
             return
-        if version in self._bad_versions:
+        # Records are immutable, but a pointer can name a version before its record exists: retry later.
+        if time.monotonic() - self._bad_versions.get(version, float("-inf")) < BAD_VERSION_RETRY_S:
             return
         if current is not None and version < current and not self._rollback_allowed(version):
             self._reject_model(
@@ -525,8 +551,8 @@ class Scorer:
             active = self._load_model(version)
         except REDIS_DOWN:
             raise
-        except Exception as exc:  # any defect of this record: refuse it for good, it is immutable
-            self._bad_versions.add(version)
+        except Exception as exc:  # any defect of this record: refuse it (retried after BAD_VERSION_RETRY_S)
+            self._bad_versions[version] = time.monotonic()
             self._reject_model(f"model version {version} rejected ({type(exc).__name__}: {exc})")
             return
         self.engine.set_model(active)
@@ -743,6 +769,18 @@ class Scorer:
         if key is not None and key != chunk.asset.encode():
             raise SchemaError(f"key {key[:200]!r} differs from asset {chunk.asset!r}")
         return chunk
+
+    def _client_error(self, err: KafkaError) -> None:
+        """librdkafka's error callback (runs inside consume/flush): broker away -> an outage, logged once."""
+        if err.fatal():
+            raise ServiceUnavailable(f"Kafka client failed: {err}")
+        link = self.kafka_link
+        if kafka_retriable(err):
+            # An error queued before the recovery can arrive just after it: not a new outage.
+            if link.down or time.monotonic() - link.back_at > 1.0:
+                link.failed("talking to the broker", err)
+        else:
+            self._warn_once("kafka", f"Kafka: {err}")
 
     def _consumer_error(self, err: KafkaError) -> None:
         if err.fatal():
