@@ -143,21 +143,7 @@ def count_alerts(
 ) -> Count:
     """Lost, duplicated and false alerts against the truth (see the module docstring)."""
     c = Count(observed=len(alerts))
-    events: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
-    for a in sorted(alerts, key=lambda a: (a["window_start"], a["kind"] == "raise")):
-        for f in a["faults"]:
-            events[(a["asset"], f)].append((float(a["window_end"]), a["kind"]))
-    raises: dict[tuple[str, str], list[float]] = defaultdict(list)
-    clears: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for key, evs in events.items():
-        raised = False
-        for t, kind in evs:
-            if (kind == "raise") == raised:
-                c.duplicated += 1
-                c.detail.append(f"duplicate {kind} {key} at {t:.1f}")
-                continue
-            raised = kind == "raise"
-            (raises if raised else clears)[key].append(t)
+    raises, clears = _transitions(alerts, c)
     matched: set[tuple[tuple[str, str], float]] = set()
     clear_slack = (clear_windows + 3) * window_s
     for ep in truth:
@@ -175,11 +161,30 @@ def count_alerts(
                 c.lost += 1
                 c.detail.append(f"lost clear {key} of episode {ep.on:.1f}-{ep.off:.1f}")
     for key, ts in raises.items():
-        for t in ts:
-            if (key, t) not in matched:
-                c.false += 1
-                c.detail.append(f"false raise {key} at {t:.1f}")
+        false = [t for t in ts if (key, t) not in matched]
+        c.false += len(false)
+        c.detail += [f"false raise {key} at {t:.1f}" for t in false]
     return c
+
+
+def _transitions(
+    alerts: list[dict[str, Any]], c: Count
+) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list[float]]]:
+    """window_end of every raise and clear per (asset, fault) in time order; a raise of a raised fault or a
+    clear of a clear one is counted in ``c`` as a duplicate and left out."""
+    raises: dict[tuple[str, str], list[float]] = defaultdict(list)
+    clears: dict[tuple[str, str], list[float]] = defaultdict(list)
+    raised: dict[tuple[str, str], bool] = defaultdict(bool)
+    for a in sorted(alerts, key=lambda a: (a["window_start"], a["kind"] == "raise")):
+        for f in a["faults"]:
+            key, t, up = (a["asset"], f), float(a["window_end"]), a["kind"] == "raise"
+            if up == raised[key]:
+                c.duplicated += 1
+                c.detail.append(f"duplicate {a['kind']} {key} at {t:.1f}")
+                continue
+            raised[key] = up
+            (raises if up else clears)[key].append(t)
+    return raises, clears
 
 
 # ---------------------------------------------------------------------------------------------- services

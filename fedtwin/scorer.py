@@ -138,7 +138,7 @@ class ScorerStats:
     isolated_batches: int = 0  # batches scored message by message after the vectorised call raised
     samples: int = 0
     windows: int = 0
-    nonfinite_windows: int = 0
+    invalid_windows: int = 0  # a NaN/inf feature or score: not de-bounced, not published
     alerts: int = 0
     suppressed_alerts: int = 0  # raises of a fault that was already open (a replay), not emitted again
     batches: int = 0
@@ -236,7 +236,7 @@ class ScoredBatch:
     )  # (key, alert JSON) after de-duplication
     open_changed: set[str] = field(default_factory=set)
     windows: int = 0
-    nonfinite: int = 0
+    invalid: int = 0
     latency_ts: list[float] = field(default_factory=list)
 
 
@@ -409,7 +409,7 @@ class Scorer:
             self.stats.active_seconds = time.monotonic() - self._first_msg
         e = self.engine.stats
         self.stats.gaps, self.stats.duplicates = e.gaps, e.duplicates
-        self.stats.nonfinite_windows = e.nonfinite_windows
+        self.stats.invalid_windows = e.invalid_windows
         self.stats.outages = {link.name: link.outages for link in (self.redis_link, self.kafka_link)}
         self.stats.paused_seconds = self.redis_link.down_seconds + self.kafka_link.down_seconds
         log.info("scorer stopped (%s): %s", self.stats.stopped_by, self.stats.as_dict())
@@ -524,34 +524,18 @@ class Scorer:
         except REDIS_DOWN as exc:
             self.redis_link.failed("reading the model pointer", exc)
         except Exception as exc:  # last resort: store errors of any type keep the last good model serving
-            self._reject_model(f"model pointer unusable ({type(exc).__name__}: {exc})")
+            self._reject_model(f"serving model refused ({type(exc).__name__}: {exc})")
 
     def _reload(self) -> None:
-        raw = self._store.current_version()
-        self.redis_link.ok()
         current = self.engine.model.version if self.engine.model is not None else None
-        if raw is None:
-            if current is not None:
-                self._reject_model(f"no model pointer in Redis; keeping version {current}")
+        stored = self._next_model(current)
+        self.redis_link.ok()
+        if stored is None:
             return
-        version = _as_version(raw)
-        if version == current:
-            self._model_problem = None
-            return
-        # Records are immutable, but a pointer can name a version before its record exists: retry later.
-        if time.monotonic() - self._bad_versions.get(version, float("-inf")) < BAD_VERSION_RETRY_S:
-            return
-        if current is not None and version < current and not self._rollback_allowed(version):
-            self._reject_model(
-                f"pointer names version {version}, lower than version {current} in use, without a signed "
-                "rollback: ignored"
-            )
-            return
+        version = int(stored.version)
         try:
-            active = self._load_model(version)
-        except REDIS_DOWN:
-            raise
-        except Exception as exc:  # any defect of this record: refuse it (retried after BAD_VERSION_RETRY_S)
+            active = self._activate(stored, version)
+        except Exception as exc:  # a record the store accepted but this scorer cannot use
             self._bad_versions[version] = time.monotonic()
             self._reject_model(f"model version {version} rejected ({type(exc).__name__}: {exc})")
             return
@@ -564,10 +548,50 @@ class Scorer:
             self.metrics.model_reloads.labels("ok").inc()
             self.metrics.model_version.set(active.version)
 
-    def _rollback_allowed(self, version: int) -> bool:
-        """True when the store vouches (signed) that going back to ``version`` is an explicit rollback."""
-        check = getattr(self._store, "rollback_allowed", None)
-        return bool(check(version)) if callable(check) else False
+    def _next_model(self, current: int | None) -> Any:
+        """The verified record to switch to, or None (nothing new, or refused and logged once).
+
+        A store with ``load_serving(current)`` (a signed pointer) decides about downgrades and rollbacks
+        itself; with only ``current_version()``/``load(version)`` a lower version is always refused here.
+        """
+        serving = getattr(self._store, "load_serving", None)
+        if callable(serving):
+            stored = serving(current)
+            if stored is None:
+                self._model_problem = None
+            elif (
+                time.monotonic() - self._bad_versions.get(int(stored.version), float("-inf"))
+                < BAD_VERSION_RETRY_S
+            ):
+                return None
+            return stored
+        raw = self._store.current_version()
+        if raw is None:
+            if current is not None:
+                self._reject_model(f"no model pointer in Redis; keeping version {current}")
+            return None
+        version = _as_version(raw)
+        if version == current:
+            self._model_problem = None
+            return None
+        # Records are immutable, but a pointer can name a version before its record exists: retry later.
+        if time.monotonic() - self._bad_versions.get(version, float("-inf")) < BAD_VERSION_RETRY_S:
+            return None
+        if current is not None and version < current:
+            self._reject_model(
+                f"pointer names version {version}, lower than version {current} in use: ignored"
+            )
+            return None
+        try:
+            stored = self._store.load(version)
+        except REDIS_DOWN:
+            raise
+        except Exception:
+            self._bad_versions[version] = time.monotonic()
+            raise
+        if int(stored.version) != version:
+            raise InvalidModel(f"store returned version {stored.version} for version {version}")
+        return stored
 
     def _reject_model(self, reason: str) -> None:
         """Log a model problem once (until the next good model); the model in use stays."""
@@ -580,10 +604,8 @@ class Scorer:
         if self.metrics is not None:
             self.metrics.model_reloads.labels("invalid").inc()
 
-    def _load_model(self, version: int) -> ActiveModel:
-        stored = self._store.load(version)
-        if int(stored.version) != version:
-            raise InvalidModel(f"store returned version {stored.version} for version {version}")
+    def _activate(self, stored: Any, version: int) -> ActiveModel:
+        """Build the classifier of a verified record and probe it on one plausible window."""
         meta = stored.meta if isinstance(stored.meta, dict) else {}
         clf = self._model_factory()(stored.arrays, meta)
         name = str(meta.get("name") or meta.get("registered_model") or self.settings.registered_model)
@@ -907,11 +929,11 @@ class Scorer:
             for a in res.alerts:
                 encode_alert(a)
             out.alerts.extend(res.alerts)
-            finite = res.finite if res.finite.shape == (len(res.window_assets),) else None
+            invalid = res.invalid if res.invalid.shape == (len(res.window_assets),) else None
             out.windows += len(res.window_assets)
             for k, asset in enumerate(res.window_assets):
-                if finite is not None and not finite[k]:
-                    out.nonfinite += 1
+                if invalid is not None and invalid[k]:
+                    out.invalid += 1
                     continue  # a NaN row would be stored as null and poison the drift monitor's data set
                 out.latency_ts.append(float(res.window_source_ts[k]))
                 if self.publish_features:
@@ -1118,7 +1140,7 @@ class Scorer:
         m.messages.labels("dlq").inc(n_dlq)
         m.samples.inc(sum(c.n for c in batch.chunks))
         m.windows.inc(out.windows)
-        m.nonfinite_windows.inc(out.nonfinite)
+        m.invalid_windows.inc(out.invalid)
         m.batches.inc()
         m.batch_size.observe(n_consumed)
         for t in out.latency_ts:

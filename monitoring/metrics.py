@@ -65,8 +65,8 @@ class ScorerMetrics:
         self.model_reloads = Counter(
             "fedtwin_scorer_model_reloads", "Model swaps, by result (ok|invalid)", ["result"], registry=r
         )
-        self.nonfinite_windows = Counter(
-            "fedtwin_scorer_nonfinite_windows",
+        self.invalid_windows = Counter(
+            "fedtwin_scorer_invalid_windows",
             "Windows with a NaN/inf feature or score: not de-bounced, not published",
             registry=r,
         )

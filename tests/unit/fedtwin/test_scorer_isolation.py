@@ -145,7 +145,7 @@ def test_non_finite_windows_never_count_as_healthy_nor_reach_the_feature_stream(
         and [a["kind"] for a in out.alerts] == ["raise"]
         and sc.engine.active_faults("a") == ["leak"]
     )
-    assert out.nonfinite == 3 and sc.engine.stats.nonfinite_windows == 3
+    assert out.invalid == 3 and sc.engine.stats.invalid_windows == 3
     assert len(out.feature_rows) == 2 and all(b"null" not in r["x"] for r in out.feature_rows)
     out, _ = run(sc, [("a", chunk("a", k)) for k in (5, 6, 7)])
     assert [(a["kind"], a["faults"]) for a in out.alerts] == [("clear", ["leak"])]
