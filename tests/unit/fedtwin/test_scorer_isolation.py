@@ -19,7 +19,8 @@ from fedtwin.scoring import FAULTS, ActiveModel
 from fedtwin.settings import Settings
 
 FS = 100.0  # 10 samples per 0.1 s window; every chunk below is one window
-POISON, NAN_MARK = 666.0, 777.0  # current levels that make the feature function raise / return NaN
+# Current levels (inside the physical range the decoder enforces) that make the features raise / give NaN.
+POISON, NAN_MARK = 66.5, 77.5  # exact in binary, so their window means are too
 
 
 def features(windows: dict[str, np.ndarray], fs: float) -> np.ndarray:
@@ -120,8 +121,9 @@ def test_a_clean_batch_is_scored_in_one_vectorised_call() -> None:
 def test_state_that_cannot_be_serialised_sends_its_message_to_the_dlq() -> None:
     pytest.importorskip("orjson", reason="the standard json module serialises integers of any size")
     sc, _ = scorer()
-    top = 2**64 - 1  # the engine stores seq + 1, which no 64-bit JSON integer holds
-    out, dlq = run(sc, [("a", chunk("a", 0)), ("b", chunk("b", top)), ("a", chunk("a", 1))])
+    # The engine stores seq + 1, which no 64-bit JSON integer holds (a strict decoder refuses it up front).
+    huge = json.dumps({**json.loads(chunk("b", 0)), "seq": 2**64 - 1}).encode()
+    out, dlq = run(sc, [("a", chunk("a", 0)), ("b", huge), ("a", chunk("a", 1))])
     assert [m.offset() for m, _ in dlq] == [1]
     assert out.windows == 2 and "b" not in sc.engine.assets
     assert json.loads(out.snapshots[("sensors", 0)])["offset"] == 3
