@@ -96,9 +96,10 @@ junk = st.one_of(
     st.integers(-5, 10**30).map(lambda n: str(n).encode()),
 )
 #: (what to do, which version, bytes): write the pointer, a meta or arrays record, delete the pointer, copy
-#: version 1's record under another number, publish a valid new version, or point back at version 1.
+#: version 1's record under another number, publish a valid new version, point back at version 1 with a plain
+#: write, or roll back to it the signed way (stores with ``rollback_to``).
 action = st.tuples(
-    st.sampled_from(["pointer", "meta", "arrays", "delete", "copy", "publish", "downgrade"]),
+    st.sampled_from(["pointer", "meta", "arrays", "delete", "copy", "publish", "downgrade", "rollback"]),
     st.integers(1, 4),
     junk,
 )
@@ -145,8 +146,12 @@ def test_no_pointer_or_meta_garbage_stops_a_scorer(
         elif what == "publish":
             with suppress(InvalidModel):  # refused when garbage already sits under the next number
                 good.add(store.publish(arrays, {**meta, "name": f"v{version}"}))
-        else:
+        elif what == "downgrade":
             r.set(key + "current", b"1")
+        elif hasattr(store, "rollback_to"):
+            with suppress(InvalidModel):  # refused when version 1's record was overwritten with garbage
+                store.rollback_to(1)
+                served.append(1)  # a signed rollback may take the scorer back
         in_use = scorer.check_model()  # must not raise, whatever Redis holds
         assert in_use is not None and in_use in good | copies
         assert in_use >= served[-1]  # never back to an older version without a signed rollback
