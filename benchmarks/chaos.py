@@ -98,11 +98,13 @@ class ScenarioResult:
     sent: int
     undelivered: int
     detail: list[str] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def line(self) -> str:
         """``name=value`` line of this scenario."""
         d = asdict(self)
         d.pop("detail")
+        d.pop("alerts")
         return " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
 
 
@@ -580,6 +582,7 @@ class _Scenario:
             sent=streamer.sent,
             undelivered=streamer.failed,
             detail=c.detail,
+            alerts=alerts,
         )
 
     def _cleanup(self) -> None:
