@@ -158,3 +158,19 @@ def test_no_pointer_or_meta_garbage_stops_a_scorer(
         served.append(in_use)
     assert scorer.stats.model_rejections <= len(actions)  # each problem is logged once, not per check
     r.close()
+
+
+def test_a_scorer_without_redis_waits_quietly_until_its_time_limit(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens on the Redis port: no exception, one warning, stopped at the time limit."""
+    import logging
+
+    from fedtwin.scorer import Scorer
+    from fedtwin.stack import free_port
+
+    s = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_prefix="fedtwin-noredis:")
+    with caplog.at_level(logging.INFO, logger="fedtwin.scorer"):
+        stats = Scorer(s, max_retry_delay_s=0.2).run(max_seconds=2.0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert stats.stopped_by == "max_seconds" and stats.outages == {"Redis": 1, "Kafka": 0}
+    assert len(warnings) == 1 and warnings[0].startswith("Redis unavailable while reading the model pointer")
+    assert 1.9 <= stats.seconds < 4.0 and stats.messages == 0
