@@ -102,7 +102,11 @@ def score(
     features_stream: Annotated[bool, typer.Option(help="XADD window features for the drift monitor")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the scorer (consumer group member) until --seconds/--max-messages/--idle-exit or SIGINT/SIGTERM."""
+    """Run the scorer (consumer group member) until --seconds/--max-messages/--idle-exit or SIGINT/SIGTERM.
+
+    Exit codes: 0 at one of those limits (Redis or Kafka outages pause it, never end it), 1 on a problem to
+    act on (no valid model, a Kafka error retrying cannot fix), 2 on an unexpected error.
+    """
     from fedtwin.scorer import run_scorer
 
     _logging(verbose)
@@ -122,6 +126,10 @@ def score(
     except FedtwinError as exc:
         _fail(exc)
         return
+    except Exception as exc:  # a bug, not an outage (those pause the scorer): exit 2, traceback logged
+        logging.getLogger("fedtwin.scorer").exception("scorer failed")
+        typer.echo(f"error: scorer failed unexpectedly ({type(exc).__name__}: {exc})", err=True)
+        raise typer.Exit(code=2) from None
     typer.echo(json.dumps(stats))
 
 

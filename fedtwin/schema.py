@@ -16,6 +16,7 @@ JSON is parsed with orjson when it is installed (about 3x faster than the standa
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import time
@@ -219,6 +220,10 @@ def decode_alert(data: bytes) -> dict[str, Any]:
     return msg
 
 
+#: Longest reason or key text a bounded dead letter keeps (characters).
+MAX_DLQ_TEXT = 1000
+
+
 def dlq_record(
     raw: bytes | None,
     reason: str,
@@ -227,8 +232,21 @@ def dlq_record(
     partition: int,
     offset: int,
     key: bytes | None = None,
+    max_value_bytes: int | None = None,
 ) -> bytes:
-    """Wrapper JSON of a rejected message: reason, origin and the original bytes in base64."""
+    """Wrapper JSON of a rejected message: reason, origin and the original bytes in base64.
+
+    With ``max_value_bytes`` the record stays bounded whatever was rejected: the value is cut to that many
+    bytes (``value_truncated``; ``value_size`` and ``value_sha256`` describe the whole original) and the
+    reason and key to ``MAX_DLQ_TEXT`` characters, so producing it cannot exceed a producer's message limit.
+    """
+    value = raw
+    if raw is not None and max_value_bytes is not None and len(raw) > max_value_bytes:
+        value = raw[: max(0, max_value_bytes)]
+    key_text = key.decode("utf-8", "replace") if key is not None else None
+    if max_value_bytes is not None:
+        reason = reason[:MAX_DLQ_TEXT]
+        key_text = key_text[:MAX_DLQ_TEXT] if key_text is not None else None
     return dumps(
         {
             "v": 1,
@@ -236,8 +254,11 @@ def dlq_record(
             "topic": topic,
             "partition": partition,
             "offset": offset,
-            "key": key.decode("utf-8", "replace") if key is not None else None,
-            "value_b64": base64.b64encode(raw).decode("ascii") if raw is not None else None,
+            "key": key_text,
+            "value_b64": base64.b64encode(value).decode("ascii") if value is not None else None,
+            "value_size": len(raw) if raw is not None else None,
+            "value_sha256": hashlib.sha256(raw).hexdigest() if raw is not None else None,
+            "value_truncated": value is not raw,
             "rejected_at": time.time(),
         }
     )

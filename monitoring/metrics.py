@@ -65,6 +65,27 @@ class ScorerMetrics:
         self.model_reloads = Counter(
             "fedtwin_scorer_model_reloads", "Model swaps, by result (ok|invalid)", ["result"], registry=r
         )
+        self.invalid_windows = Counter(
+            "fedtwin_scorer_invalid_windows",
+            "Windows with a NaN/inf feature or score: not de-bounced, not published",
+            registry=r,
+        )
+        self.suppressed_alerts = Counter(
+            "fedtwin_scorer_suppressed_alerts",
+            "Raises of a fault already open in Redis (a replay), not emitted again",
+            registry=r,
+        )
+        self.dlq_truncated = Counter(
+            "fedtwin_scorer_dlq_truncated",
+            "Dead letters whose value was cut to the configured maximum",
+            registry=r,
+        )
+        self.outages = Counter(
+            "fedtwin_scorer_outages",
+            "Times a service went away while the scorer needed it",
+            ["service"],
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
