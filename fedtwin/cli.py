@@ -119,6 +119,55 @@ def train(
         typer.echo(f"MLflow runs of this training: {result['mlflow_run_url']}")
 
 
+@app.command("alerts")
+def alerts(
+    count: Annotated[int, typer.Option(min=1, help="How many of the latest alerts to show")] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new alerts")] = False,
+) -> None:
+    """The alert stream (raise/clear, asset, faults and scores, model version) as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedtwin.alerts_view import COLUMNS, AlertRow, alert_rows
+    from fedtwin.redis_io import redis_client
+
+    settings = _settings()
+    console = Console()
+
+    def show(rows: list[AlertRow], header: bool) -> None:
+        table = Table(*COLUMNS, show_header=header, box=None, pad_edge=False)
+        for row in rows:
+            table.add_row(*row.cells, style="red" if row.kind == "raise" else "green")
+        console.print(table)
+
+    stream = settings.key("alerts")
+    try:
+        with redis_client(settings) as client:
+            latest = list(reversed(client.xrevrange(stream, count=count)))
+            rows, bad = alert_rows(latest)
+            if not rows:
+                typer.echo(f"no alerts in {stream} yet")
+            else:
+                show(rows, header=True)
+            if bad:
+                typer.echo(f"({bad} entries of {stream} were not readable alerts)", err=True)
+            last = latest[-1][0] if latest else b"$"
+            while follow:
+                got = client.xread({stream: last}, block=1000, count=100)
+                for _name, entries in got or []:
+                    rows, _bad = alert_rows(entries)
+                    show(rows, header=False)
+                    last = entries[-1][0]
+    except KeyboardInterrupt:
+        return
+    except Exception as exc:  # redis errors: one line, non-zero exit
+        import redis
+
+        if isinstance(exc, redis.RedisError):
+            raise FedtwinError(f"cannot read alerts from Redis ({type(exc).__name__}: {exc})") from None
+        raise
+
+
 @app.command("demo")
 def demo(
     seconds: Annotated[float, typer.Option(help="Seconds of live data to stream")] = 24.0,
@@ -152,7 +201,8 @@ def main() -> None:
 
     _mount_optional()
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's exit code: pass it on.
+        code = app(standalone_mode=False)
     except FedtwinError as exc:
         typer.echo(f"fedtwin: error: {exc}", err=True)
         sys.exit(1)
@@ -167,16 +217,18 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        # Typer vendors its own click (typer._click), so match click's exceptions by what they offer.
+        if type(exc).__name__ == "Abort":
             sys.exit(1)
+        exit_code = getattr(exc, "exit_code", None)
+        if isinstance(exit_code, int):
+            show = getattr(exc, "show", None)
+            if callable(show):  # usage errors: click's own one-line message and hint
+                show()
+            sys.exit(exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
