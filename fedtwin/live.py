@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from fedtwin.errors import FedtwinError
+from fedtwin.outages import RECONNECT, ServiceLink, kafka_logger, kafka_retriable
 from fedtwin.schema import dumps, encode_chunk, loads, truth_record
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from plant_models import Faults, OperatingPoint
 
 log = logging.getLogger(__name__)
+
+#: A chunk waits this long for an away broker before the producer gives up on it (ms); the default 30 s
+#: dropped data in a broker restart.
+MESSAGE_TIMEOUT_MS = 300_000
 
 FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
 _OP_FIELDS = ("speed_rpm", "load_area_factor")
@@ -202,7 +207,13 @@ class _Plant:
     """One ``run_plant``: the fleet, its Kafka producer and Redis connection, and the per-asset cursors."""
 
     def __init__(
-        self, settings: Settings, names: list[str], seed: int, decimals: int | None, producer: Producer | None
+        self,
+        settings: Settings,
+        names: list[str],
+        seed: int,
+        decimals: int | None,
+        producer: Producer | None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         from fedtwin.kafka_io import ensure_topics, make_producer
         from plant_models import LiveFleet, SensorConfig
@@ -214,19 +225,49 @@ class _Plant:
         self.n_chunk = round(settings.chunk_s * self.fs)
         self.chunk_dt = self.n_chunk / self.fs
         self.stats = PlantStats(assets=names)
+        self.stop_event = stop_event or threading.Event()
+        self.redis_link = ServiceLink("Redis", base_delay_s=0.1, max_delay_s=5.0, logger=log)
+        self.kafka_link = ServiceLink("Kafka", logger=log)
+        self.redis_retry_at = -math.inf
+        self.pending_truth: list[bytes] = []  # truth records not yet in the Redis stream (Redis was away)
         self.r = _redis(settings)
         ensure_topics(settings)
-        self.prod = producer or make_producer(settings)
+        self.prod = producer or make_producer(
+            settings,
+            **RECONNECT,
+            **{"message.timeout.ms": MESSAGE_TIMEOUT_MS},
+            logger=kafka_logger("fedtwin.live.kafka"),
+            error_cb=self._kafka_error,
+        )
         self.fleet = LiveFleet([seed + i for i in range(len(names))], sensors=SensorConfig(fs=self.fs))
         self.seqs, self.t_base = self._load_cursors()
         self.applied_rev: list[float | None] = [None] * len(names)
+        self.applied_ctl: list[dict[str, float]] = [{} for _ in names]
         self.lost_reason: list[str | None] = [None] * len(names)  # logged once per new reason
         self.start = time.monotonic()
 
+    def _kafka_error(self, err: Any) -> None:
+        """librdkafka's error callback: a broker away is one outage, logged once (not every reconnect)."""
+        if kafka_retriable(err):
+            self.kafka_link.failed("producing", err)
+        else:
+            log.error("Kafka: %s", err)
+
     def _load_cursors(self) -> tuple[list[int], float]:
         """Continue the sequence of an earlier run (one stream per asset); time resumes at the later of now
-        and the cursors, so it never goes back."""
-        cursors = self.r.mget([self.settings.key("plant", "cursor", a) for a in self.names])
+        and the cursors, so it never goes back. Waits (with backoff, logged once) while Redis is away."""
+        import redis
+
+        keys = [self.settings.key("plant", "cursor", a) for a in self.names]
+        while True:
+            try:
+                cursors = self.r.mget(keys)
+                self.redis_link.ok()
+                break
+            except (redis.RedisError, OSError) as exc:
+                delay = self.redis_link.failed("reading the plant cursors", exc)
+                if self.stop_event.wait(delay):
+                    raise FedtwinError("stopped while waiting for Redis") from exc
         seqs = [0] * len(self.names)
         t_base = time.time()
         for i, raw in enumerate(cursors):
@@ -244,6 +285,8 @@ class _Plant:
         """Count acknowledged and failed messages (runs inside poll()/flush() on this thread)."""
         if err is None:
             self.stats.delivered += 1
+            if self.kafka_link.down:
+                self.kafka_link.ok()
             return
         self.stats.failed += 1
         if self.stats.failed <= 5:
@@ -259,18 +302,55 @@ class _Plant:
                 self.prod.poll(0.05)
 
     def poll_control(self, tick: int) -> None:
-        """Read every asset's control hash and save the cursors in one round trip; apply what changed."""
-        pipe = self.r.pipeline(transaction=False)
-        for a in self.names:
-            pipe.hgetall(_control_key(self.settings, a))
-        for i, a in enumerate(self.names):
-            pipe.set(
-                self.settings.key("plant", "cursor", a), dumps({"seq": self.seqs[i], "t": self.t0(tick)})
+        """Read every asset's control hash and save the cursors in one round trip; apply what changed.
+
+        With Redis away the current faults stay, the attempt is retried with backoff and the outage is logged
+        once; truth records written meanwhile reach the Redis stream when it is back.
+        """
+        import redis
+
+        if time.monotonic() < self.redis_retry_at:
+            return
+        try:
+            pipe = self.r.pipeline(transaction=False)
+            for a in self.names:
+                pipe.hgetall(_control_key(self.settings, a))
+            for i, a in enumerate(self.names):
+                pipe.set(
+                    self.settings.key("plant", "cursor", a), dumps({"seq": self.seqs[i], "t": self.t0(tick)})
+                )
+            raws = pipe.execute()[: len(self.names)]
+            self._flush_truth()
+            # Inside the try: Redis may go away between the read and a write-back (truth, restored control);
+            # what was not written is retried at the next poll.
+            for i, raw in enumerate(raws):
+                self._apply_control(i, _parse_control(raw), tick)
+            self._flush_truth()
+        except (redis.RedisError, OSError) as exc:
+            delay = self.redis_link.failed("polling plant control (current faults kept)", exc)
+            self.redis_retry_at = time.monotonic() + delay
+            return
+        self.redis_link.ok()
+
+    def _flush_truth(self) -> None:
+        while self.pending_truth:
+            self.r.xadd(
+                self.settings.key("truth"), {"truth": self.pending_truth[0]}, maxlen=100000, approximate=True
             )
-        for i, raw in enumerate(pipe.execute()[: len(self.names)]):
-            self._apply_control(i, _parse_control(raw), tick)
+            self.pending_truth.pop(0)
+
+    def _restore_control(self, i: int) -> None:
+        """Write back what this asset runs with: its control hash vanished (Redis restarted empty), and an
+        absent hash must not silently clear an injected fault."""
+        name = self.names[i]
+        key = _control_key(self.settings, name)
+        self.r.hset(key, mapping={k: repr(float(v)) for k, v in self.applied_ctl[i].items()})
+        log.warning("%s: its control hash was gone (Redis restarted?); restored the running faults", name)
 
     def _apply_control(self, i: int, ctl: dict[str, float], tick: int) -> None:
+        if "rev" not in ctl and self.applied_rev[i]:
+            self._restore_control(i)
+            return
         rev = ctl.get("rev", 0.0)
         if rev == self.applied_rev[i]:
             return
@@ -281,6 +361,7 @@ class _Plant:
         except ValueError as exc:
             log.error("ignoring invalid control of %s: %s", name, exc)
             return
+        self.applied_ctl[i] = {**cond.severities, **cond.op_fields, "rev": rev}
         self.fleet.set_faults(i, cond.faults)
         self.fleet.set_operating_point(i, cond.op)
         op_dict = {"speed_rpm": cond.op.speed_rpm, "load_area_factor": cond.op.load_area_factor}
@@ -288,7 +369,7 @@ class _Plant:
             name, cond.severities, self.seqs[i], self.t0(tick), operating_point=op_dict, rev=rev
         )
         self.produce(self.settings.truth_topic, rec, name)
-        self.r.xadd(self.settings.key("truth"), {"truth": rec}, maxlen=100000, approximate=True)
+        self.pending_truth.append(rec)  # written to the Redis stream by the caller's _flush_truth
         self.stats.truth_events += 1
         log.info("%s: faults %s from seq %d", name, {**cond.severities, **cond.op_fields}, self.seqs[i])
 
@@ -365,7 +446,7 @@ def run_plant(
     names = asset_ids(assets) if isinstance(assets, int) else list(assets)
     if not names:
         raise FedtwinError("no assets to simulate")
-    plant = _Plant(settings, names, seed, decimals, producer)
+    plant = _Plant(settings, names, seed, decimals, producer, stop_event)
     try:
         _run_ticks(plant, duration_s, speedup, stop_event, control_poll_s)
     finally:
@@ -380,7 +461,6 @@ def _run_ticks(
     stop_event: threading.Event | None,
     control_poll_s: float,
 ) -> None:
-    import redis
 
     n_ticks = math.ceil(duration_s / plant.chunk_dt - 1e-9)
     paced = speedup > 0 and math.isfinite(speedup)
@@ -395,10 +475,7 @@ def _run_ticks(
                 time.sleep(delay)
         if time.monotonic() - last_poll >= control_poll_s:
             last_poll = time.monotonic()
-            try:
-                plant.poll_control(tick)
-            except (redis.RedisError, OSError) as exc:
-                log.warning("plant control poll failed (%s); keeping current faults", exc)
+            plant.poll_control(tick)
         plant.step(tick)
     if paced:
         plant.stats.behind_s = max(0.0, (time.monotonic() - plant.start) - plant.stats.sim_seconds / speedup)

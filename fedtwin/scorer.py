@@ -51,6 +51,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 
 from fedtwin.errors import FedtwinError, InvalidModel, ServiceUnavailable
+from fedtwin.outages import RECONNECT, ServiceLink, kafka_logger, kafka_retriable
 from fedtwin.schema import (
     MAX_DLQ_TEXT,
     SchemaError,
@@ -80,41 +81,11 @@ ModelFactory = Callable[[dict[str, np.ndarray], dict[str, Any]], Any]
 REDIS_DOWN: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 #: Kafka errors that mean "broker, coordinator or topic away for now": retried, never fatal.
-KAFKA_DOWN_CODES = frozenset(
-    {
-        KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._MSG_TIMED_OUT,
-        KafkaError._TIMED_OUT,
-        KafkaError._RESOLVE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError._UNKNOWN_TOPIC,
-        KafkaError._UNKNOWN_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.NOT_COORDINATOR,
-    }
-)
 _TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
 
 #: librdkafka waits up to 10 s between reconnects by default; 1 s resumes soon after a broker restart.
-_RECONNECT = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 1000}
-
-
-class _DropReconnectNoise(logging.Filter):
-    """librdkafka logs every failed (re)connect attempt (facility FAIL); the scorer reports an outage once
-    through its error callback instead, so those lines are dropped and every other librdkafka line kept."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        return not (isinstance(args, tuple) and args and args[0] == "FAIL")
-
-
 #: Where the scorer's Kafka clients log (librdkafka's own lines, minus reconnect noise).
-KAFKA_LOG = logging.getLogger("fedtwin.scorer.kafka")
-KAFKA_LOG.addFilter(_DropReconnectNoise())
+KAFKA_LOG = kafka_logger("fedtwin.scorer.kafka")
 
 #: A refused model version is tried again after this long (s); the refusal is logged once.
 BAD_VERSION_RETRY_S = 30.0
@@ -162,50 +133,6 @@ class ScorerStats:
 
 class _Interrupted(Exception):
     """Stop requested or time limit reached while waiting for a service: leave without committing."""
-
-
-class _Link:
-    """One service as the scorer sees it: logs each change of state once (away with the reason, back with the
-    time it was away), never each attempt, and gives the next retry delay (exponential, capped)."""
-
-    def __init__(self, name: str, base_delay_s: float = 0.1, max_delay_s: float = 2.0) -> None:
-        self.name = name
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
-        self.down_since: float | None = None
-        self.back_at = float("-inf")
-        self.failures = 0
-        self.outages = 0
-        self.down_seconds = 0.0
-
-    @property
-    def down(self) -> bool:
-        """True between a failure and the next success."""
-        return self.down_since is not None
-
-    def failed(self, what: str, exc: object) -> float:
-        """Record a failed attempt; return how long to wait before the next one (s)."""
-        if self.down_since is None:
-            self.down_since = time.monotonic()
-            self.outages += 1
-            log.warning("%s unavailable while %s (%s): pausing, retrying with backoff", self.name, what, exc)
-        self.failures += 1
-        return float(min(self.max_delay_s, self.base_delay_s * 2 ** min(self.failures - 1, 16)))
-
-    def ok(self) -> None:
-        """Record a success (logs the recovery once)."""
-        if self.down_since is not None:
-            away = time.monotonic() - self.down_since
-            self.down_seconds += away
-            log.warning("%s is back after %.1f s: resuming", self.name, away)
-            self.down_since = None
-            self.back_at = time.monotonic()
-        self.failures = 0
-
-
-def kafka_retriable(err: KafkaError) -> bool:
-    """True when a Kafka error goes away by itself (broker or topic away, a timeout)."""
-    return bool(err.code() in KAFKA_DOWN_CODES or err.retriable())
 
 
 @dataclass
@@ -326,8 +253,8 @@ class Scorer:
         self._topics_checked = 0.0
         self._first_msg: float | None = None
         self._assigned_at: float | None = None
-        self.redis_link = _Link("Redis", max_delay_s=max_retry_delay_s)
-        self.kafka_link = _Link("Kafka", max_delay_s=max_retry_delay_s)
+        self.redis_link = ServiceLink("Redis", max_delay_s=max_retry_delay_s)
+        self.kafka_link = ServiceLink("Kafka", max_delay_s=max_retry_delay_s)
         self.stats = ScorerStats()
 
     # ------------------------------------------------------------------ lifecycle
@@ -396,7 +323,7 @@ class Scorer:
             lambda: ensure_topics(self.settings, timeout_s=5.0),
             transient=(ServiceUnavailable,),
         )
-        clients = {**_RECONNECT, "logger": KAFKA_LOG, "error_cb": self._client_error}
+        clients = {**RECONNECT, "logger": KAFKA_LOG, "error_cb": self._client_error}
         self._producer = make_producer(self.settings, **clients)
         self._consumer = make_consumer(self.settings, self.group, **clients)
         self._consumer.subscribe(
@@ -463,7 +390,7 @@ class Scorer:
 
     def _until_ok(
         self,
-        link: _Link,
+        link: ServiceLink,
         what: str,
         fn: Callable[[], T],
         transient: tuple[type[BaseException], ...] = REDIS_DOWN,

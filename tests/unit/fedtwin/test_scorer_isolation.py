@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from confluent_kafka import Message
 
+from fedtwin.outages import ServiceLink
 from fedtwin.schema import SIGNALS, encode_chunk
-from fedtwin.scorer import MAX_DLQ_VALUE_BYTES, ScoredBatch, Scorer, _as_version, _Link
+from fedtwin.scorer import MAX_DLQ_VALUE_BYTES, ScoredBatch, Scorer, _as_version
 from fedtwin.scoring import FAULTS, ActiveModel
 from fedtwin.settings import Settings
 
@@ -222,7 +223,7 @@ def test_a_model_pointer_is_a_positive_version(raw: object, version: int) -> Non
 def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    link = _Link("Redis", base_delay_s=0.1, max_delay_s=0.5)
+    link = ServiceLink("Redis", base_delay_s=0.1, max_delay_s=0.5)
     with caplog.at_level(logging.WARNING, logger="fedtwin.scorer"):
         delays = [link.failed("writing", ConnectionError("refused")) for _ in range(5)]
         link.ok()
