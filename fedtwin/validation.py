@@ -10,8 +10,8 @@ column and the number of rows:
 - **flat line**: a window in which a sensor did not change (its relative spread below ``FLAT_LINE_TOLERANCE``,
   far below any real sensor's noise);
 - **variance**: a column with the same value in every row carries nothing to learn from;
-- **stuck sensor**: a sensor whose window mean repeats exactly in consecutive windows (a noisy sensor never
-  gives the same mean twice; a held or replayed reading does);
+- **stuck sensor**: a sensor whose window mean and spread both repeat exactly in consecutive windows (a held
+  or replayed reading does; a noisy sensor does not, though its quantised mean alone sometimes does);
 - labels in {0, 1} with both classes.
 
 GX is imported lazily (~2.6-6 s on the 2-core box); one validation of the 57 feature columns x 2,000 rows
@@ -59,16 +59,17 @@ FLAT_LINE_COLUMNS: dict[str, str] = {
 #: the quietest real reading here, speed at 0.5 rpm noise over 3000 rpm, gives ~1e-4.
 FLAT_LINE_TOLERANCE = 1e-9
 
-#: Per signal, the window mean that repeats exactly across consecutive windows when the sensor is stuck.
-STUCK_COLUMNS: dict[str, str] = {
-    "pressure": "pressure_mean_bar",
-    "flow": "flow_mean",
-    "speed": "speed_mean_rpm",
-    "current": "current_mean_a",
+#: Per signal, the window mean and spread that both repeat exactly across consecutive windows when the
+#: sensor is stuck. The mean alone is not enough: over the 3,588 windows of the `full` training sweep, 5
+#: consecutive pairs had equal quantised means (4 speed, 1 pressure), none equal means and spreads.
+STUCK_COLUMNS: dict[str, tuple[str, str]] = {
+    "pressure": ("pressure_mean_bar", "pressure_ripple_rel"),
+    "flow": ("flow_mean", "flow_ripple_rel"),
+    "speed": ("speed_mean_rpm", "speed_ripple_rel"),
+    "current": ("current_mean_a", "current_ripple_rel"),
 }
 
-#: Consecutive rows with the same value of a ``STUCK_COLUMNS`` column that mean a stuck sensor: the mean of
-#: a window of noisy samples never repeats exactly, so two in a row already do (a run yields 2-3 windows).
+#: Consecutive identical windows of a signal that mean a stuck sensor (a training run yields 2-3 windows).
 STUCK_ROWS = 2
 
 _FLOAT_MAX = sys.float_info.max
@@ -272,6 +273,10 @@ def _signal_of(col: str, table: Mapping[str, str]) -> str:
     return next((signal for signal, c in table.items() if c == col), col)
 
 
+def _stuck_signal(cols: tuple[str, ...]) -> str:
+    return next((signal for signal, c in STUCK_COLUMNS.items() if c == cols), cols[0])
+
+
 def _describe(
     kind: str, col: str, result: dict[str, Any], df: pd.DataFrame, ranges: Mapping[str, Range], min_rows: int
 ) -> str:
@@ -302,21 +307,23 @@ def _describe(
     return f"{kind} check failed on {col}"
 
 
-def stuck_rows(values: pd.Series | np.ndarray, min_run: int = STUCK_ROWS) -> tuple[int, float | None]:
-    """Rows inside runs of at least ``min_run`` consecutive equal values, and one such value.
+def stuck_rows(values: pd.DataFrame | np.ndarray, min_run: int = STUCK_ROWS) -> tuple[int, float | None]:
+    """Rows inside runs of at least ``min_run`` consecutive equal rows, and the first column's value in one.
 
-    Pure pandas/numpy; NaN never counts as equal to anything.
+    ``values`` is 1-D, or 2-D with rows equal only when every column is; NaN never equals anything.
     """
     x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
     if len(x) < min_run or min_run < 2:
         return 0, None
-    same = np.r_[False, x[1:] == x[:-1]]  # row equals the one before it
+    same = np.r_[False, (x[1:] == x[:-1]).all(axis=1)]  # row equals the one before it
     # Run ids change wherever a row differs from its predecessor; a run's length is its row count.
     run_id = np.cumsum(~same)
     lengths = np.bincount(run_id)
     in_stuck = lengths[run_id] >= min_run
     count = int(in_stuck.sum())
-    return count, (float(x[in_stuck][0]) if count else None)
+    return count, (float(x[in_stuck][0, 0]) if count else None)
 
 
 def _exception_message(info: Any) -> str | None:
@@ -355,7 +362,7 @@ def validate_dataset(
     require_both_classes: bool = True,
     site: str | None = None,
     flat_columns: Sequence[str] | None = None,
-    stuck_columns: Sequence[str] | None = None,
+    stuck_columns: Sequence[tuple[str, ...]] | None = None,
     stuck_run: int = STUCK_ROWS,
     suite_name: str = "fedtwin_training_set",
 ) -> ValidationOutcome:
@@ -382,8 +389,8 @@ def validate_dataset(
         Columns that must not fall below ``FLAT_LINE_TOLERANCE`` (a sensor's relative spread in a window).
         Default: the ``FLAT_LINE_COLUMNS`` among ``signal_columns``.
     stuck_columns : sequence of str, optional
-        Columns whose value must not repeat in ``stuck_run`` consecutive rows (a sensor's window mean).
-        Default: the ``STUCK_COLUMNS`` among ``signal_columns``.
+        Groups of columns whose values must not all repeat in ``stuck_run`` consecutive rows (a sensor's
+        window mean and spread). Default: the ``STUCK_COLUMNS`` groups within ``signal_columns``.
     stuck_run : int
         Consecutive equal rows that mean a stuck sensor.
     suite_name : str
@@ -405,7 +412,8 @@ def validate_dataset(
     columns, labels = list(signal_columns), list(label_columns)
     spec = dict(physical_ranges(columns) if ranges is None else ranges)
     flat = [c for c in (FLAT_LINE_COLUMNS.values() if flat_columns is None else flat_columns) if c in columns]
-    stuck = [c for c in (STUCK_COLUMNS.values() if stuck_columns is None else stuck_columns) if c in columns]
+    groups = STUCK_COLUMNS.values() if stuck_columns is None else stuck_columns
+    stuck = [tuple(g) for g in groups if all(c in columns for c in g)]
     # GX keeps process-wide context state; concurrent validations (Prefect runs tasks in threads) would
     # see each other's half-built definitions, so one validation runs at a time.
     with _GX_LOCK:
@@ -456,15 +464,15 @@ def validate_dataset(
             failures.append(
                 f"column {col}: {_rows(flat_count)} flat-lined ({signal} did not change within the window)"
             )
-    for col in stuck:
-        if col in missing:
+    for cols in stuck:
+        if missing.intersection(cols):
             continue
-        count, value = stuck_rows(pd.to_numeric(df[col], errors="coerce"), stuck_run)
+        count, value = stuck_rows(df[list(cols)].apply(pd.to_numeric, errors="coerce"), stuck_run)
         if count:
-            signal = _signal_of(col, STUCK_COLUMNS)
+            signal = _stuck_signal(cols)
             failures.append(
-                f"column {col}: {_rows(count)} stuck ({signal} repeats {value:.6g} in {stuck_run} or more "
-                "consecutive windows)"
+                f"column {cols[0]}: {_rows(count)} stuck ({signal} repeats the same window, mean {value:.6g}, "
+                f"in {stuck_run} or more consecutive rows)"
             )
     if site is not None:
         failures = [f"site {site}: {f}" for f in failures]

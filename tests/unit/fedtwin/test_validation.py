@@ -15,7 +15,14 @@ from fedtwin.validation import (
     validate_dataset,
 )
 
-SIGNALS = ["pressure_mean_bar", "flow_mean", "speed_mean_rpm", "current_mean_a", "flow_kurtosis"]
+SIGNALS = [
+    "pressure_mean_bar",
+    "flow_mean",
+    "flow_ripple_rel",
+    "speed_mean_rpm",
+    "current_mean_a",
+    "flow_kurtosis",
+]
 LABELS = ["leak", "blocked_inlet", "bearing"]
 
 
@@ -25,6 +32,7 @@ def table(n: int = 400, seed: int = 0) -> pd.DataFrame:
         {
             "pressure_mean_bar": rng.uniform(5, 30, n),
             "flow_mean": rng.uniform(10, 70, n),
+            "flow_ripple_rel": rng.uniform(0.05, 0.7, n),
             "speed_mean_rpm": rng.uniform(1800, 2000, n),
             "current_mean_a": rng.uniform(20, 120, n),
             "flow_kurtosis": rng.uniform(1.5, 4.0, n),
@@ -137,7 +145,10 @@ def test_a_flat_lined_sensor_on_every_run_fails() -> None:
         in failures
     )
     assert any(
-        f.startswith("site s1: column pressure_mean_bar: 24 rows stuck (pressure repeats") for f in failures
+        f.startswith(
+            "site s1: column pressure_mean_bar: 24 rows stuck (pressure repeats the same window, mean "
+        )
+        for f in failures
     )
     # The flat pressure leaves no spectrum: its peak sits at the band's lower edge in every window.
     assert "site s1: column pressure_peak_freq: no variance over all 24 rows (every row 2)" in failures
@@ -153,13 +164,21 @@ def test_a_column_with_one_value_in_every_row_fails_the_variance_check() -> None
     )
 
 
-def test_stuck_sensor_repeating_its_window_mean_is_detected() -> None:
+def test_stuck_sensor_repeating_its_window_is_detected() -> None:
     df = table()
-    df.loc[10:14, "flow_mean"] = 38.25  # 5 consecutive windows with the very same mean
+    df.loc[10:14, ["flow_mean", "flow_ripple_rel"]] = [38.25, 0.125]  # 5 consecutive identical windows
     outcome = run(df, site="pump-b")
     assert outcome.failures == [
-        "site pump-b: column flow_mean: 5 rows stuck (flow repeats 38.25 in 2 or more consecutive windows)"
+        "site pump-b: column flow_mean: 5 rows stuck (flow repeats the same window, mean 38.25, in 2 or more "
+        "consecutive rows)"
     ]
+
+
+def test_a_repeated_mean_with_another_spread_is_not_stuck() -> None:
+    """A quantised sensor's window mean can repeat by chance (5 pairs in the 3,588 windows of `full`)."""
+    df = table()
+    df.loc[10:11, "flow_mean"] = 38.25
+    assert run(df).failures == []
 
 
 @pytest.mark.parametrize(
@@ -170,9 +189,10 @@ def test_stuck_sensor_repeating_its_window_mean_is_detected() -> None:
         ([1, 2, 3, 4], 2, (0, None)),
         ([np.nan, np.nan, np.nan], 2, (0, None)),  # NaN is never equal: the null check reports it
         ([5.0], 2, (0, None)),
+        ([[1, 0.1], [1, 0.2], [1, 0.2], [2, 0.2]], 2, (2, 1.0)),  # rows equal only when every column is
     ],
 )
-def test_stuck_rows(values: list[float], min_run: int, expected: tuple[int, float | None]) -> None:
+def test_stuck_rows(values: list, min_run: int, expected: tuple[int, float | None]) -> None:
     assert stuck_rows(np.array(values, dtype=float), min_run) == expected
 
 
