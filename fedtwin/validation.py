@@ -471,8 +471,8 @@ def validate_dataset(
         if count:
             signal = _stuck_signal(cols)
             failures.append(
-                f"column {cols[0]}: {_rows(count)} stuck ({signal} repeats the same window, mean {value:.6g}, "
-                f"in {stuck_run} or more consecutive rows)"
+                f"column {cols[0]}: {_rows(count)} stuck ({signal} repeats the same window, "
+                f"mean {value:.6g}, in {stuck_run} or more consecutive rows)"
             )
     if site is not None:
         failures = [f"site {site}: {f}" for f in failures]
