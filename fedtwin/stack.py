@@ -495,7 +495,12 @@ def up(settings: Settings, only: tuple[str, ...] = SERVICES, echo: Callable[[str
         if name in CREDENTIAL_SERVICES:
             _record_address(settings, name, protected=True)
         log = state / f"{name}.log"
-        proc = start_process(spec.argv(), log, spec.env(), inherit_env=False)
+        try:
+            proc = start_process(spec.argv(), log, spec.env(), inherit_env=False)
+        except BaseException:
+            if name in CREDENTIAL_SERVICES:  # nothing of ours serves the address after all
+                _record_address(settings, name, protected=False)
+            raise
         (state / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
         procs[name] = proc
         echo(f"{name}: starting at {spec.address} (log {log})")
