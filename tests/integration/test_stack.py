@@ -211,3 +211,18 @@ def test_stack_up_in_a_fresh_home_requires_credentials_everywhere(tmp_path: Path
     assert down.returncode == 0, down.stderr
     after = json.loads((home / "credentials.json").read_text())
     assert [after[n]["address"] for n in ("redis", "prefect", "mlflow")] == [None, None, None]
+
+
+def test_stack_status_masks_passwords_in_urls(tmp_path: Path) -> None:
+    s = Settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{stack.free_port()}",
+        redis_url=f"redis://ops:red-secret@127.0.0.1:{stack.free_port()}/0",
+        mlflow_tracking_uri=f"http://ml:ml-secret@127.0.0.1:{stack.free_port()}",
+        prefect_api_url=f"http://pf:pf-secret@127.0.0.1:{stack.free_port()}/api",
+        state_dir=tmp_path / "stack",
+        credentials_file=tmp_path / "credentials.json",
+    )
+    addresses = {x.name: x.address for x in stack.status(s)}
+    assert "secret" not in str(addresses)
+    assert addresses["mlflow"].startswith("http://ml:***@127.0.0.1:")
+    assert addresses["redis"].startswith("redis://ops@127.0.0.1:")  # the password left the URL at load
