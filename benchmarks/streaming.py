@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         dlq_topic=f"b{tag}.dlq",
         truth_topic=f"b{tag}.truth",
         consumer_group=f"b{tag}-scorer",
+        signing_key=uuid.uuid4().hex,  # its own model under its own prefix: a key of its own
     )
     r = redis.Redis.from_url(s.redis_url)
     try:

@@ -36,6 +36,11 @@ def use_prefect_api(settings: Settings | None = None) -> None:
     settings = settings or _settings()
     # fedtwin's Settings are the one source of truth: an unrelated PREFECT_API_URL in the shell must not win.
     os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    auth = settings.prefect_auth_string()
+    if (
+        auth is not None
+    ):  # the stack started this Prefect with basic auth (else PREFECT_API_AUTH_STRING rules)
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 

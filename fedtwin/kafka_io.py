@@ -9,11 +9,45 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import SecretStr
 
 from fedtwin.errors import ServiceUnavailable
 from fedtwin.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection settings shared by every producer, consumer and admin client: brokers and security.
+
+    A secured cluster needs configuration only: ``FEDTWIN_KAFKA_SECURITY_PROTOCOL`` (``SSL``, ``SASL_SSL``,
+    ``SASL_PLAINTEXT``), the SASL mechanism, username and password, and the TLS CA, certificate and key
+    files (checked when the settings are loaded).
+    """
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+    }
+    optional = {
+        "sasl.mechanism": settings.kafka_sasl_mechanism,
+        "sasl.username": settings.kafka_sasl_username,
+        "sasl.password": settings.kafka_sasl_password,
+        "ssl.ca.location": settings.kafka_ssl_ca_location,
+        "ssl.certificate.location": settings.kafka_ssl_certificate_location,
+        "ssl.key.location": settings.kafka_ssl_key_location,
+        "ssl.key.password": settings.kafka_ssl_key_password,
+    }
+    for key, value in optional.items():
+        if isinstance(value, SecretStr):
+            conf[key] = value.get_secret_value()
+        elif value is not None:
+            conf[key] = str(value)
+    return conf
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    """An admin client with client_config()."""
+    return AdminClient(client_config(settings))
 
 
 def all_topics(settings: Settings) -> list[str]:
@@ -36,7 +70,7 @@ def ensure_topics(
     """
     wanted = list(topics) if topics is not None else all_topics(settings)
     n = partitions or settings.topic_partitions
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = make_admin(settings)
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -73,7 +107,7 @@ def ensure_topics(
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Producer settings: acks from all replicas, small linger for batching without visible latency."""
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **client_config(settings),
         "acks": "all",
         "linger.ms": 5,
         "batch.num.messages": 10000,
@@ -97,7 +131,7 @@ def consumer_config(settings: Settings, group: str | None = None, **overrides: A
     committed synchronously; the session timeout stays short because Tansu holds JoinGroup for half of it.
     """
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **client_config(settings),
         "group.id": group or settings.consumer_group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -118,7 +152,7 @@ def make_consumer(settings: Settings, group: str | None = None, **overrides: Any
 
 def ensure_broker(settings: Settings, timeout_s: float = 5.0) -> None:
     """Fail with one clear line when the broker is not reachable."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = make_admin(settings)
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:

@@ -88,7 +88,7 @@ class ModelStore:
         from fedtwin.redis_io import redis_client
 
         client = redis_client(settings, socket_timeout=5)
-        return cls(client, settings.redis_prefix, settings.signing_key.get_secret_value().encode())
+        return cls(client, settings.redis_prefix, settings.signing_key_bytes())
 
     def _k(self, *parts: str) -> str:
         return self.prefix + "model:" + ":".join(parts)

@@ -2,11 +2,18 @@
 
 Each service started here runs as a child process in its own session, with ``<name>.log`` and
 ``<name>.pid`` in the state directory, so ``down`` stops exactly what fedtwin started and nothing else.
+
+Services started here require credentials: ``up`` generates them once into the credentials file (mode 0600,
+``Settings.credentials_file``) with the model signing key, starts Redis with an ACL user, Prefect with its
+basic-auth string and MLflow with its basic-auth app, and records each such service's address there so
+fedtwin's clients send the credentials to it and to nothing else. Children get a minimal environment (no
+``FEDTWIN_*`` variables, so no signing key), plus what each needs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -19,10 +26,19 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from fedtwin.errors import FedtwinError, ServiceUnavailable
-from fedtwin.settings import Settings
+from fedtwin.settings import (
+    CREDENTIAL_SERVICES,
+    Settings,
+    ensure_credentials,
+    mask_url,
+    read_credentials,
+    service_address,
+    write_credentials,
+)
 
 SERVICES = ("kafka", "redis", "mlflow", "prefect")
 
@@ -46,8 +62,33 @@ class _Spec:
     port: int
     healthy: Callable[[], bool]
     argv: Callable[[], list[str]]
-    env: dict[str, str]
+    env: Callable[[], dict[str, str]]
     timeout_s: float
+
+
+#: Variables a child service may inherit: locale, paths and TLS trust, never fedtwin's or a service's secrets.
+_INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+
+def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child service: the inherited basics of ``_INHERITED_ENV`` plus ``extra``."""
+    env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+    env.update(extra or {})
+    return env
 
 
 def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -66,23 +107,27 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _redis_ping(url: str) -> bool:
+def _redis_ping(url: str, username: str | None = None, password: str | None = None) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
+        client = redis.Redis.from_url(
+            url, username=username, password=password, socket_connect_timeout=0.5, socket_timeout=0.5
+        )
+        with client:
+            return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
 
 
-def _kafka_ok(bootstrap: str) -> bool:
+def _kafka_ok(bootstrap: str, conf: dict[str, Any] | None = None) -> bool:
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     if not _port_open(host, int(port)):
         return False
     from confluent_kafka.admin import AdminClient
 
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=3)
+        AdminClient({**(conf or {}), "bootstrap.servers": bootstrap}).list_topics(timeout=3)
         return True
     except Exception:
         return False
@@ -147,12 +192,98 @@ def tansu_argv(port: int) -> list[str]:
 def start_tansu(log: Path, timeout_s: float = 15.0) -> tuple[subprocess.Popen[bytes], str]:
     """A memory-only Tansu broker on a free 127.0.0.1 port, healthy; returns the process and bootstrap."""
     port = free_port()
-    proc = start_process(tansu_argv(port), log)
+    proc = start_process(tansu_argv(port), log, inherit_env=False)
     bootstrap = f"127.0.0.1:{port}"
     if not _wait(lambda: _kafka_ok(bootstrap), timeout_s, proc):
         stop_pid(proc.pid)
         raise ServiceUnavailable(f"Tansu did not start on {bootstrap} within {timeout_s:.0f} s: read {log}")
     return proc, bootstrap
+
+
+def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
+    """redis-server on 127.0.0.1:port whose only user is the one of ``Settings.redis_auth``.
+
+    The password goes into an ACL file (mode 0600, as its sha256), never onto the command line that
+    ``ps`` shows to every local user.
+    """
+    username, password = settings.redis_auth()
+    if password is None:
+        raise FedtwinError(
+            "no Redis password to start Redis with: the credentials file lost its redis section"
+        )
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    rule = f"on #{digest} ~* &* +@all"
+    if username in (None, "default"):
+        acl = f"user default {rule}\n"
+    else:
+        acl = f"user default off\nuser {username} {rule}\n"
+    aclfile = state / "redis-users.acl"
+    _write_private(aclfile, acl)
+    return [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--aclfile",
+        str(aclfile),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(state),
+    ]
+
+
+def _mlflow_env(settings: Settings, state: Path) -> dict[str, str]:
+    """MLflow's basic-auth app: its own user database and config under the state directory."""
+    try:
+        import flask_wtf  # noqa: F401  (the `mlflow[auth]` extra; without it the server exits at start)
+    except ImportError as exc:
+        raise FedtwinError(
+            "MLflow's basic-auth app needs the mlflow[auth] extra: run `pip install 'mlflow[auth]'`"
+        ) from exc
+    section = settings.credentials()["mlflow"]
+    ini = state / "mlflow-auth.ini"
+    _write_private(
+        ini,
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{state / 'mlflow-auth.db'}\n"
+        f"admin_username = {section['username']}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+    )
+    return {
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        # Used only when the admin user is created (first start); later starts keep the stored one.
+        "MLFLOW_AUTH_ADMIN_PASSWORD": section["password"],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": section["flask_secret_key"],
+    }
+
+
+def _prefect_env(settings: Settings, prefect_home: Path) -> dict[str, str]:
+    auth = settings.prefect_auth_string()
+    if auth is None:
+        raise FedtwinError("no Prefect credentials to start Prefect with: the credentials file lost them")
+    return {
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+        "PREFECT_SERVER_API_AUTH_STRING": auth,
+        # The server's own in-process clients (UI settings, background services) talk to its API too.
+        "PREFECT_API_AUTH_STRING": auth,
+    }
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds or protects a secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def _specs(settings: Settings) -> dict[str, _Spec]:
@@ -164,42 +295,36 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
     artifacts = settings.artifact_dir.resolve() / "mlflow"
     prefect_home = state / "prefect"
     py = sys.executable
+
+    def kafka_ok() -> bool:
+        from fedtwin.kafka_io import client_config
+
+        return _kafka_ok(settings.kafka_bootstrap_servers, client_config(settings))
+
     return {
         "kafka": _Spec(
             "kafka",
             settings.kafka_bootstrap_servers,
             kafka_host,
             int(kafka_port),
-            lambda: _kafka_ok(settings.kafka_bootstrap_servers),
+            kafka_ok,
             lambda: tansu_argv(int(kafka_port)),
-            {},
+            dict,
             15.0,
         ),
         "redis": _Spec(
             "redis",
-            settings.redis_url,
+            mask_url(settings.redis_url),
             r.hostname or "127.0.0.1",
             r.port or 6379,
-            lambda: _redis_ping(settings.redis_url),
-            lambda: [
-                redis_binary(),
-                "--port",
-                str(r.port or 6379),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(state),
-            ],
-            {},
+            lambda: _redis_ping(settings.redis_url, *settings.redis_auth()),
+            lambda: _redis_argv(settings, r.port or 6379, state),
+            dict,
             15.0,
         ),
         "mlflow": _Spec(
             "mlflow",
-            settings.mlflow_tracking_uri,
+            mask_url(settings.mlflow_tracking_uri),
             m.hostname or "127.0.0.1",
             m.port or 5000,
             lambda: _http_ok(settings.mlflow_tracking_uri.rstrip("/") + "/health"),
@@ -208,6 +333,8 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
                 "-m",
                 "mlflow",
                 "server",
+                "--app-name",
+                "basic-auth",
                 "--host",
                 m.hostname or "127.0.0.1",
                 "--port",
@@ -219,14 +346,15 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
                 "--artifacts-destination",
                 str(artifacts),
             ],
-            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            lambda: _mlflow_env(settings, state),
             90.0,
         ),
         "prefect": _Spec(
             "prefect",
-            settings.prefect_api_url,
+            mask_url(settings.prefect_api_url),
             p.hostname or "127.0.0.1",
             p.port or 4200,
+            # /health answers without credentials: a reused server is recognised with or without auth.
             lambda: _http_ok(settings.prefect_api_url.rstrip("/") + "/health"),
             lambda: [
                 py,
@@ -239,14 +367,31 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
                 "--port",
                 str(p.port or 4200),
             ],
-            {
-                "PREFECT_HOME": str(prefect_home),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-            },
+            lambda: _prefect_env(settings, prefect_home),
             120.0,
         ),
     }
+
+
+def _service_url(settings: Settings, name: str) -> str:
+    return {
+        "redis": settings.redis_url,
+        "prefect": settings.prefect_api_url,
+        "mlflow": settings.mlflow_tracking_uri,
+    }[name]
+
+
+def _record_address(settings: Settings, name: str, protected: bool) -> None:
+    """Record (or clear) that the stack's credentials protect ``name`` at its configured address."""
+    path = settings.credentials_file
+    data = ensure_credentials(path) if protected else read_credentials(path)
+    section = data.get(name)
+    if not isinstance(section, dict):
+        return
+    address = service_address(_service_url(settings, name)) if protected else None
+    if section.get("address") != address:
+        section["address"] = address
+        write_credentials(path, data)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -288,16 +433,23 @@ def _read_pid(state: Path, name: str) -> int | None:
     return pid
 
 
-def start_process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a detached child whose output goes to ``log``."""
+def start_process(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, *, inherit_env: bool = True
+) -> subprocess.Popen[bytes]:
+    """Start a detached child whose output goes to ``log``.
+
+    ``inherit_env=False`` (the stack's services) passes only :func:`service_env` plus ``env``; ``True``
+    (fedtwin's own processes, which need their ``FEDTWIN_*`` settings) passes this process's environment.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
+    base = dict(os.environ) if inherit_env else service_env()
     with open(log, "ab") as out:
         return subprocess.Popen(
             argv,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**base, **(env or {})},
             start_new_session=True,
         )
 
@@ -317,10 +469,16 @@ def up(settings: Settings, only: tuple[str, ...] = SERVICES, echo: Callable[[str
     """Reuse or start each service and wait until it is healthy."""
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
+    # The signing key and the services' passwords exist from the first `stack up` on, kept across restarts.
+    ensure_credentials(settings.credentials_file)
     specs = _specs(settings)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for name in only:
         spec = specs[name]
+        if name in CREDENTIAL_SERVICES:
+            # Our credentials apply only while our own process serves the address; anything else there
+            # (an external service, or nothing) must not receive them.
+            _record_address(settings, name, protected=_read_pid(state, name) is not None)
         if spec.healthy():
             echo(f"{name}: reusing {spec.address}")
             continue
@@ -334,8 +492,15 @@ def up(settings: Settings, only: tuple[str, ...] = SERVICES, echo: Callable[[str
                 f"{name}: port {spec.port} is in use by something that is not a healthy {name}; "
                 f"free the port or set another address (fedtwin config show lists the settings)"
             )
+        if name in CREDENTIAL_SERVICES:
+            _record_address(settings, name, protected=True)
         log = state / f"{name}.log"
-        proc = start_process(spec.argv(), log, spec.env)
+        try:
+            proc = start_process(spec.argv(), log, spec.env(), inherit_env=False)
+        except BaseException:
+            if name in CREDENTIAL_SERVICES:  # nothing of ours serves the address after all
+                _record_address(settings, name, protected=False)
+            raise
         (state / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
         procs[name] = proc
         echo(f"{name}: starting at {spec.address} (log {log})")
@@ -361,16 +526,21 @@ def status(settings: Settings) -> list[ServiceStatus]:
 
 def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
     """Stop only the services that fedtwin started (by their pid files)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     state = settings.state_dir.resolve()
-    for name in SERVICES:
-        pid = _read_pid(state, name)
+    pids = {name: _read_pid(state, name) for name in SERVICES}
+    # Stopped side by side: MLflow and Prefect each take seconds to shut down (~10 s and ~5 s measured).
+    with ThreadPoolExecutor(len(SERVICES)) as pool:
+        list(pool.map(stop_pid, [pid for pid in pids.values() if pid is not None]))
+    for name, pid in pids.items():
         pidfile = state / f"{name}.pid"
-        if pid is None:
-            pidfile.unlink(missing_ok=True)
-            continue
-        stop_pid(pid)
+        if pid is not None:
+            echo(f"{name}: stopped (pid {pid})")
         pidfile.unlink(missing_ok=True)
-        echo(f"{name}: stopped (pid {pid})")
+        if name in CREDENTIAL_SERVICES:
+            # Whatever answers at this address next is not ours: it must not receive our credentials.
+            _record_address(settings, name, protected=False)
 
 
 def stop_pid(pid: int, timeout_s: float = 10.0) -> None:

@@ -45,16 +45,25 @@ class RegisteredVersion:
 
 def configure(settings: Settings) -> None:
     """Point MLflow at the configured server and experiment, failing with one clear line when unreachable."""
+    import os
+
     import mlflow
+
+    from fedtwin.settings import mask_url
 
     uri = settings.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
+    auth = settings.mlflow_auth()
+    if auth is not None:
+        # The stack started this MLflow with its basic-auth app; MLflow's client reads these on each request.
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = auth
     if uri.startswith("http"):
         from fedtwin.stack import _http_ok
 
         if not _http_ok(uri.rstrip("/") + "/health"):
             raise ServiceUnavailable(
-                f"MLflow is not reachable at {uri}: run `fedtwin stack up` or set FEDTWIN_MLFLOW_TRACKING_URI"
+                f"MLflow is not reachable at {mask_url(uri)}: run `fedtwin stack up` or set "
+                "FEDTWIN_MLFLOW_TRACKING_URI"
             )
     exp = mlflow.get_experiment_by_name(settings.mlflow_experiment)
     if exp is None:

@@ -69,9 +69,11 @@ def validate_site(summary: SiteSummary, faults: list[str]) -> dict[str, Any]:
     from fedtwin.validation import validate_dataset
 
     df = windows_frame(load_windows(summary.path), FEATURE_NAMES)
-    outcome = validate_dataset(df, signal_columns=list(FEATURE_NAMES), label_columns=faults, min_rows=20)
+    outcome = validate_dataset(
+        df, signal_columns=list(FEATURE_NAMES), label_columns=faults, min_rows=20, site=summary.site
+    )
     if not outcome.success:
-        raise DataValidationError(f"{summary.site}: data validation failed: " + "; ".join(outcome.failures))
+        raise DataValidationError("data validation failed: " + "; ".join(outcome.failures))
     return {"site": summary.site, "rows": summary.rows, **outcome.stats}
 
 
