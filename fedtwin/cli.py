@@ -74,9 +74,7 @@ def stack_status() -> None:
     from fedtwin import stack
 
     for s in stack.status(_settings()):
-        owner = f"started by fedtwin (pid {s.pid})" if s.started_by_fedtwin else "external"
-        state = "up" if s.reachable else "DOWN"
-        typer.echo(f"{s.name:8s} {state:5s} {s.address:32s} {owner}")
+        typer.echo(f"{s.name:8s} {s.address:32s} {stack.describe(s)}")
 
 
 @stack_app.command("down")

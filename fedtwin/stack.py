@@ -54,6 +54,19 @@ class ServiceStatus:
     pid: int | None
 
 
+def describe(s: ServiceStatus) -> str:
+    """One status line's state and owner: up or down, and whether fedtwin started it (pure).
+
+    A service fedtwin does not run and nothing answers for is "stopped" (for example after ``stack down``),
+    not "external".
+    """
+    if s.started_by_fedtwin:
+        if s.reachable:
+            return f"up       started by fedtwin (pid {s.pid})"
+        return f"DOWN     started by fedtwin (pid {s.pid}) but not answering"
+    return "up       external (reused, not managed)" if s.reachable else "stopped"
+
+
 @dataclass(frozen=True)
 class _Spec:
     name: str
@@ -219,6 +232,8 @@ def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
         acl = f"user default off\nuser {username} {rule}\n"
     aclfile = state / "redis-users.acl"
     _write_private(aclfile, acl)
+    data = state / "redis-data"
+    data.mkdir(parents=True, exist_ok=True)
     return [
         redis_binary(),
         "--port",
@@ -227,12 +242,16 @@ def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
         "127.0.0.1",
         "--aclfile",
         str(aclfile),
+        # Durable by default: the append-only file keeps models, pointer, scorer state and plant control
+        # through `stack down/up` (fsync once a second: at most a second of writes lost on a crash).
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--dir",
-        str(state),
+        str(data),
     ]
 
 
@@ -271,6 +290,8 @@ def _prefect_env(settings: Settings, prefect_home: Path) -> dict[str, str]:
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+        # The UI is served by this server: without this it calls the default port's API, not ours.
+        "PREFECT_UI_API_URL": settings.prefect_api_url,
         "PREFECT_SERVER_API_AUTH_STRING": auth,
         # The server's own in-process clients (UI settings, background services) talk to its API too.
         "PREFECT_API_AUTH_STRING": auth,

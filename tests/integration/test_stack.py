@@ -47,6 +47,27 @@ def test_up_status_down_start_and_stop_only_own_services(tmp_path: Path) -> None
         stack.down(s, echo=lines.append)
     status = {x.name: x for x in stack.status(s)}
     assert not status["kafka"].reachable and not status["redis"].reachable
+    assert stack.describe(status["redis"]) == "stopped"
+
+
+def test_the_embedded_redis_keeps_its_data_through_down_and_up(tmp_path: Path) -> None:
+    """Models, pointer, scorer state and plant control live in Redis: `stack down/up` must not lose them."""
+    from fedtwin.redis_io import redis_client
+
+    s = _settings(tmp_path, stack.free_port(), stack.free_port())
+    stack.up(s, ("redis",), echo=lambda _: None)
+    try:
+        with redis_client(s) as client:
+            client.set(s.key("model", "current"), b"7")
+            client.hset(s.key("control", "pump-1"), mapping={"leak": "0.5", "rev": "3"})
+        stack.down(s, echo=lambda _: None)
+        stack.up(s, ("redis",), echo=lambda _: None)
+        with redis_client(s) as client:
+            assert client.get(s.key("model", "current")) == b"7"
+            assert client.hgetall(s.key("control", "pump-1")) == {b"leak": b"0.5", b"rev": b"3"}
+        assert any((s.state_dir / "redis-data").rglob("*.aof*"))
+    finally:
+        stack.down(s, echo=lambda _: None)
 
 
 def test_an_external_service_is_reused_and_never_stopped(tmp_path: Path, redis_url: str) -> None:
