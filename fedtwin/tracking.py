@@ -35,6 +35,15 @@ class LoggedRun:
 
 
 @dataclass(frozen=True)
+class ParentRun:
+    """A training's parent run: its id, the link to its runs table and its own page (None: no UI)."""
+
+    run_id: str
+    url: str | None = None
+    run_page: str | None = None
+
+
+@dataclass(frozen=True)
 class RegisteredVersion:
     """A model version in the MLflow registry."""
 

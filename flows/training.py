@@ -75,7 +75,7 @@ def training_flow(
     metrics = {n: scalar_metrics(r) for n, r in reports.items()}
     children = {
         n: log_strategy_run(
-            parent["run_id"],
+            parent.run_id,
             n,
             a,
             m,
@@ -101,7 +101,7 @@ def training_flow(
     }
     reg = register_and_gate(children[best], metrics[best], champ_metrics, version_tags)
     finish_parent_run(
-        parent["run_id"], metrics, best, {"best_strategy": best, "champion_moved": str(reg["promoted"])}
+        parent.run_id, metrics, best, {"best_strategy": best, "champion_moved": str(reg["promoted"])}
     )
     served = None
     if reg["promoted"]:
@@ -116,7 +116,7 @@ def training_flow(
         "champion_exact_match": None if champ_metrics is None else champ_metrics[GATE_METRIC],
         "registry": reg,
         "redis_version": served,
-        "mlflow_run_url": parent["url"],
+        "mlflow_run_url": parent.url,
     }
     publish_training_report(result, metrics)
     return result

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 
 from fedtwin.promotion import CHALLENGER, CHAMPION, GATE_METRIC, HEADLINE_METRICS, is_better
 from fedtwin.settings import get_settings
-from fedtwin.tracking import LoggedRun
+from fedtwin.tracking import LoggedRun, ParentRun
 
 
 # No retries here and in register_and_gate: a retry after a partial success would log a second run or
@@ -148,7 +148,7 @@ def promote_model(version: int) -> int:
 
 
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
-def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) -> dict[str, str | None]:
+def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) -> ParentRun:
     """Parent MLflow run of one pipeline run (strategies log as its children): its id, the link to this
     training's runs table (a saved view: headline metrics shown, best first) and the run's own page."""
     import mlflow
@@ -161,7 +161,7 @@ def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) ->
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         run_id, experiment_id = str(parent.info.run_id), str(parent.info.experiment_id)
     url = tracking.share_training_view(settings, experiment_id, run_id, HEADLINE_METRICS)
-    return {"run_id": run_id, "url": url, "run_page": tracking.run_url(settings, experiment_id, run_id)}
+    return ParentRun(run_id, url, tracking.run_url(settings, experiment_id, run_id))
 
 
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
