@@ -4,6 +4,11 @@ The engine keeps, per asset, a buffer of the current (incomplete) window and the
 fault. A batch of chunks is first cut into complete, non-overlapping windows of ``window_s``; all windows of
 the batch are then featurised and scored in one vectorised call; de-bouncing runs per window in time order.
 
+A window whose features or scores are not all finite (a sensor sent NaN, a feature overflowed, the model
+returned NaN) carries no evidence: it is flagged in ``BatchResult.invalid``, counted in
+``EngineStats.invalid_windows``, never passed to the model, and leaves the de-bouncing state as it was, so it
+can neither raise nor clear an alert (nor count as a healthy window towards a clear).
+
 Sequence numbers guard the buffers: a gap (``seq`` jumped) or a producer restart (``seq`` went back while time
 went forward) discards the partial window, a replayed chunk (``seq`` and time went back) is dropped. The state
 is serialisable (``snapshot``/``restore``) so a restarted scorer continues where the last commit left off.
@@ -89,6 +94,7 @@ class EngineStats:
     discarded_samples: int = 0
     rejected: int = 0
     alerts: int = 0
+    invalid_windows: int = 0
 
 
 @dataclass
@@ -96,7 +102,9 @@ class BatchResult:
     """Outcome of one ``process`` call.
 
     ``rejected`` lists (input index, reason) of chunks the engine cannot score (e.g. wrong sample rate);
-    ``window_assets``/``window_starts``/``features``/``scores`` describe every window completed in the batch.
+    ``window_assets``/``window_starts``/``features``/``scores`` describe every window completed in the batch;
+    ``invalid`` flags the windows with a non-finite feature or score (their ``scores`` row is NaN; they were
+    not de-bounced and should not be stored as measurements).
     """
 
     alerts: list[dict[str, Any]]
@@ -106,6 +114,7 @@ class BatchResult:
     window_source_ts: np.ndarray
     features: np.ndarray
     scores: np.ndarray
+    invalid: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 @dataclass
@@ -290,15 +299,28 @@ class ScoringEngine:
             )
         stacked = np.stack(data)  # (n_win, signals, samples)
         X = np.asarray(self.features({s: stacked[:, j, :] for j, s in enumerate(SIGNALS)}, self.fs))
-        P = np.asarray(model.model.predict_proba(X), dtype=np.float64)
-        if P.shape != (n_win, len(model.faults)):
-            raise ValueError(f"model returned shape {P.shape}, expected {(n_win, len(model.faults))}")
-        positive = decide(P, model.thresholds, model.fallback) > 0
+        n_faults = len(model.faults)
+        P = np.full((n_win, n_faults), np.nan)
+        valid = np.isfinite(X).all(axis=1) if X.ndim == 2 else np.zeros(n_win, dtype=bool)
+        if valid.any():
+            # Only windows with finite features reach the model (many models raise on NaN input).
+            p_valid = np.asarray(model.model.predict_proba(X[valid]), dtype=np.float64)
+            if p_valid.shape != (int(valid.sum()), n_faults):
+                raise ValueError(
+                    f"model returned shape {p_valid.shape}, expected {(int(valid.sum()), n_faults)}"
+                )
+            P[valid] = p_valid
+        valid &= np.isfinite(P).all(axis=1)  # a NaN score is no evidence of health either
+        P[~valid] = np.nan
+        positive = np.zeros((n_win, n_faults), dtype=bool)
+        positive[valid] = decide(P[valid], model.thresholds, model.fallback) > 0
         self.stats.windows += n_win
+        self.stats.invalid_windows += int(n_win - valid.sum())
         alerts: list[dict[str, Any]] = []
         dur = self.window_samples / self.fs
         for k, (asset, start, ts) in enumerate(windows):
-            alerts.extend(self._debounce(asset, start, start + dur, ts, P[k], positive[k], model))
+            if valid[k]:
+                alerts.extend(self._debounce(asset, start, start + dur, ts, P[k], positive[k], model))
         self.stats.alerts += len(alerts)
         return BatchResult(
             alerts=alerts,
@@ -308,6 +330,7 @@ class ScoringEngine:
             window_source_ts=np.array([t for _, _, t in windows]),
             features=X,
             scores=P,
+            invalid=~valid,
         )
 
     def _debounce(
