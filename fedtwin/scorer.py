@@ -94,7 +94,7 @@ class Scorer:
     settings : Settings
         Topics, group, Redis, window and de-bouncing settings.
     model_store : object, optional
-        ``current_version()`` and ``load(version)`` like ``fedtwin.model_store.ModelStore``
+        ``load_serving(current_version)`` like ``fedtwin.model_store.ModelStore``
         (default: from settings).
     features : FeatureFn, optional
         Default ``fedtwin.features.extract_features``.
@@ -280,12 +280,18 @@ class Scorer:
             return
         self._last_reload_check = now
         store = self._store
-        version = _retry("reading the model pointer", store.current_version)
         current = self.engine.model.version if self.engine.model is not None else None
-        if version is None or version == current or version in self._bad_versions:
+        try:  # verifies the signed pointer (no downgrade without a signed rollback) and the record
+            stored = _retry("loading the serving model", lambda: store.load_serving(current))
+        except InvalidModel as exc:
+            if str(exc) != getattr(self, "_store_error", None):  # once per distinct problem
+                log.error("model store refused, keeping version %s: %s", current, exc)
+            self._store_error = str(exc)
             return
+        if stored is None or stored.version in self._bad_versions:
+            return
+        version = stored.version
         try:
-            stored = _retry(f"loading model version {version}", lambda: store.load(version))
             clf = self._model_factory()(stored.arrays, stored.meta)
             name = str(
                 stored.meta.get("name")
