@@ -101,6 +101,16 @@ def test_flow_skewness_sign_and_crest_of_a_negative_signal() -> None:
     assert neg["flow_mean"] == pytest.approx(-f["flow_mean"], rel=1e-12)
 
 
+def test_skewness_and_kurtosis_of_a_two_valued_flow() -> None:
+    """Q0 + 1 on a quarter of the samples: Bernoulli(p = 1/4) moments, skewness (1 - 2p) / sqrt(p (1 - p))
+    = 1.1547 and kurtosis (1 - 3p (1 - p)) / (p (1 - p)) = 7/3."""
+    f = features(flow=Q0 + (np.arange(N) % 4 == 0))
+    assert f["flow_skewness"] == pytest.approx(0.5 / math.sqrt(0.1875), rel=1e-9)
+    assert f["flow_kurtosis"] == pytest.approx(7 / 3, rel=1e-9)
+    assert f["flow_var"] == pytest.approx(0.1875, rel=1e-9)
+    assert f["flow_mad"] == pytest.approx(2 * 0.25 * 0.75, rel=1e-9)  # mean |x - p| = 2 p (1 - p)
+
+
 def test_flow_kurtosis_and_skewness_of_a_square_wave() -> None:
     square = np.where(np.sin(3 * THETA + 0.1) >= 0, 1.0, -1.0)
     f = features(flow=Q0 + square)
@@ -151,6 +161,38 @@ def test_band_edges_are_inclusive() -> None:
     # At 250 Hz the band keeps bins 249 and 250 of the line's 249-251: (1/4 + 1) / (1/4 + 1 + 1/4) of it.
     f = features(pressure=P0 + 0.2 * np.sin(2 * np.pi * 250.0 * T))
     assert f["pressure_bandpower_above_100"] == pytest.approx(0.2**2 / 2 * 1.25 / 1.5, rel=2e-2)
+
+
+def test_lines_just_outside_a_band_leave_only_their_hann_skirt() -> None:
+    """A line one bin outside a band puts 1/4 of its 1.5 (relative) power on the band's edge bin."""
+    for hz, band in ((21.0, "10_20"), (61.0, "40_60"), (9.0, "10_20"), (39.0, "40_60"), (99.0, "above_100")):
+        f = features(pressure=P0 + 0.2 * np.sin(2 * np.pi * hz * T))
+        assert f[f"pressure_bandpower_{band}"] == pytest.approx(0.2**2 / 2 * 0.25 / 1.5, rel=3e-2), hz
+    # A line at 251 Hz dominates: inside 2-250 Hz only its skirt on the 250 Hz bin is seen.
+    f = features(pressure=P0 + 0.4 * np.sin(2 * np.pi * 251.0 * T) + 0.01 * np.sin(2 * np.pi * 30.0 * T))
+    assert f["pressure_peak_freq"] == 250.0
+
+
+def test_band_power_is_in_bar_squared_at_any_resolution() -> None:
+    """Half-second windows (2 Hz bins): band power is still the mean square, not per-bin density."""
+    n = 500
+    t = np.arange(n) / FS
+    w = {
+        "pressure": (
+            P0
+            + 0.3 * np.sin(2 * np.pi * 46.0 * t)
+            + 0.1 * np.sin(2 * np.pi * 14.0 * t)
+            + 0.05 * np.sin(2 * np.pi * 150.0 * t)
+        )[None, :],
+        "flow": np.full((1, n), Q0),
+        "speed": np.full((1, n), SPEED_RPM),
+        "current": np.full((1, n), 6.5),
+    }
+    f = dict(zip(FEATURE_NAMES, extract_features(w, FS)[0].tolist(), strict=True))
+    assert f["pressure_bandpower_40_60"] == pytest.approx(0.3**2 / 2, rel=2e-2)
+    assert f["pressure_bandpower_10_20"] == pytest.approx(0.1**2 / 2, rel=2e-2)
+    assert f["pressure_bandpower_above_100"] == pytest.approx(0.05**2 / 2, rel=2e-2)
+    assert f["pressure_peak_freq"] == 46.0
 
 
 def test_spectral_kurtosis_of_three_lines() -> None:
@@ -280,6 +322,65 @@ def test_one_weak_cylinder_shows_at_order_one_and_in_the_sectors() -> None:
     assert f["cyl_flow_spread_rel"] == pytest.approx(f["cyl_flow_max_rel"] - f["cyl_flow_min_rel"], rel=1e-9)
 
 
+def test_asymmetry_adds_orders_one_and_two() -> None:
+    l1, l2 = 0.5, 0.3
+    wave = A3 * np.sin(3 * THETA) + l1 * np.sin(THETA) + l2 * np.sin(2 * THETA + 0.4)
+    f = features(flow=Q0 + wave, pressure=P0 + 0.1 * wave)
+    expected = (l1 * bin_gain(1) + l2 * bin_gain(2)) / (A3 * bin_gain(3))
+    assert f["flow_asym_orders12"] == pytest.approx(expected, rel=3e-2)
+    assert f["pressure_asym_orders12"] == pytest.approx(expected, rel=3e-2)
+    assert f["flow_order2_rel"] == pytest.approx(l2 * bin_gain(2) / Q0, abs=LEAK_FLOOR)
+
+
+def test_low_means_scale_orders_by_the_mean_itself() -> None:
+    """Half a bar and half an amp are above the 1e-3 floors: orders stay relative to the real mean."""
+    g = bin_gain(3)
+    f = features(
+        pressure=0.5 + 0.1 * np.sin(3 * THETA + PHI_Q),
+        current=0.5 + 0.05 * np.sin(3 * THETA + PHI_Q),
+    )
+    assert f["pressure_order3_rel"] == pytest.approx(0.1 * g / 0.5, rel=1e-2)
+    assert f["current_order3_rel"] == pytest.approx(0.05 * g / 0.5, rel=1e-2)
+    assert f["tsa_pressure_max_rel"] - 1 == pytest.approx(0.1 * g / 0.5, rel=1e-2)
+    assert f["tsa_pressure_min_rel"] - 1 == pytest.approx(-0.1 * g / 0.5, rel=1e-2)
+
+
+def test_synchronous_average_of_a_partly_covered_revolution() -> None:
+    """Eight samples, one per 10 degree bin (the first speed sample is halved to start mid-bin): the TSA is
+    the flow in 8 bins and zero in the 28 the window never reached; its order 1 is
+    |sum_b e^(-i b 10deg)| * 2/36 = sin(40 deg) / sin(5 deg) * 2 / 36 of the flow."""
+    rpm = 120.0 * FS / 36  # one bin per sample
+    speed = np.full(8, rpm)
+    speed[0] = rpm / 2
+    w = {
+        "pressure": np.full((1, 8), P0),
+        "flow": np.full((1, 8), Q0),
+        "speed": speed[None, :],
+        "current": np.full((1, 8), 6.5),
+    }
+    f = dict(zip(FEATURE_NAMES, extract_features(w, FS)[0].tolist(), strict=True))
+    order1 = math.sin(math.radians(40)) / math.sin(math.radians(5)) * 2 / 36
+    assert f["flow_order1_rel"] == pytest.approx(order1, rel=1e-9)
+    assert f["tsa_flow_max_rel"] == pytest.approx(36 / 8, rel=1e-9) and f["tsa_flow_min_rel"] == 0.0
+
+
+def test_windows_are_featurised_independently() -> None:
+    """Several windows in one call give each window's own features (no statistic taken across windows)."""
+    waves = [
+        {**pump_wave(), "speed": np.full(N, SPEED_RPM)},
+        {
+            "pressure": P0 + 0.05 * np.sin(3 * THETA),
+            "flow": 20.0 + 5.0 * np.sin(3 * THETA) + np.sin(THETA),
+            "speed": np.full(N, SPEED_RPM),
+            "current": np.full(N, 3.0) + 0.2 * np.sin(6 * THETA),
+        },
+    ]
+    together = extract_features({k: np.stack([w[k] for w in waves]) for k in waves[0]}, FS)
+    for row, w in zip(together, waves, strict=True):
+        alone = extract_features({k: v[None, :] for k, v in w.items()}, FS)[0]
+        np.testing.assert_allclose(row, alone, rtol=1e-9, atol=1e-12)
+
+
 def test_features_follow_the_measured_speed() -> None:
     """Same waveform per crank revolution at 14 and 18 Hz: orders and ratios stay, frequencies move."""
     out = {}
@@ -344,10 +445,17 @@ def test_windowize_a_signal_exactly_one_window_long() -> None:
 def test_windowize_smallest_window_and_hop() -> None:
     w = windowize({"flow": np.arange(5.0)}, 2.0, 1.0, hop_s=1.0)
     assert w["flow"].tolist() == [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]
-    with pytest.raises(ValueError, match="at least 2 and 1 samples"):
+    with pytest.raises(ValueError, match=r"^window and hop must be at least 2 and 1 samples$"):
         windowize({"flow": np.arange(5.0)}, 1.0, 1.0)
     with pytest.raises(ValueError, match="at least 2 and 1 samples"):
         windowize({"flow": np.arange(5.0)}, 2.0, 1.0, hop_s=0.4)
+
+
+def test_windowize_defaults_and_dtype() -> None:
+    w = windowize({"flow": np.arange(2500), "speed": np.arange(2500)})  # 1 s at 1 kHz by default
+    assert w["flow"].shape == (2, 1000) and w["flow"].dtype == np.float64
+    short = windowize({"flow": np.arange(10), "speed": np.arange(10)})
+    assert {k: v.shape for k, v in short.items()} == {"flow": (0, 1000), "speed": (0, 1000)}
 
 
 def test_windowize_refuses_unequal_or_2d_signals() -> None:
@@ -355,6 +463,26 @@ def test_windowize_refuses_unequal_or_2d_signals() -> None:
         windowize({"flow": np.zeros(10), "speed": np.zeros(11)}, 0.005, FS)
     with pytest.raises(ValueError, match="1-D"):
         windowize({"flow": np.zeros((10, 2)), "speed": np.zeros((10, 2))}, 0.005, FS)
+
+
+def test_features_from_signals_at_another_sample_rate() -> None:
+    fs, n = 2000.0, 4000  # two windows of the default 1 s (2000 samples each)
+    th = 2 * np.pi * CRANK_HZ * (np.arange(n) + 1) / fs
+    sig = {
+        "pressure": P0 + A3P * np.sin(3 * th),
+        "flow": Q0 + A3 * np.sin(3 * th),
+        "speed": np.full(n, SPEED_RPM),
+        "current": np.full(n, I0),
+    }
+    F = features_from_signals(sig, fs)
+    assert F.shape == (2, len(FEATURE_NAMES))
+    np.testing.assert_allclose(F, extract_features(windowize(sig, 1.0, fs), fs), rtol=1e-12)
+    assert F[0, FEATURE_NAMES.index("crank_freq_hz")] == pytest.approx(CRANK_HZ)
+    assert F[0, FEATURE_NAMES.index("pressure_peak_freq")] == 45.0
+    assert features_from_signals({k: v[:1000] for k, v in sig.items()}, 1000.0).shape == (
+        1,
+        len(FEATURE_NAMES),
+    )
 
 
 def test_features_from_signals_windows_then_extracts() -> None:
@@ -382,7 +510,7 @@ def test_shapes_and_empty_input() -> None:
 
 def test_bad_shapes_are_refused() -> None:
     w = {k: v[None, :] for k, v in {**pump_wave(), "speed": np.full(N, SPEED_RPM)}.items()}
-    with pytest.raises(KeyError, match="current"):
+    with pytest.raises(KeyError, match=r"missing signals: \['current'\]"):
         extract_features({k: v for k, v in w.items() if k != "current"}, FS)
     with pytest.raises(ValueError, match="differ in shape"):
         extract_features({**w, "flow": w["flow"][:, :500]}, FS)
@@ -395,6 +523,7 @@ def test_bad_shapes_are_refused() -> None:
     ("signal", "values"),
     [
         ("speed", {0: 1e308, 1: 1e308}),  # the crank angle overflows to inf (a crash before)
+        ("speed", {0: 1e308, 1: 1e308, 2: -np.inf}),  # ... and then inf - inf
         ("flow", {5: np.nan}),
         ("pressure", {0: np.inf}),
         ("current", {999: -np.inf}),
