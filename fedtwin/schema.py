@@ -7,7 +7,7 @@ Sensor message v1 (Kafka value, key = asset id as UTF-8)::
 
 ``t0`` is the epoch time (s) of the first sample, ``fs`` the sample rate (Hz), and the four arrays (bar,
 L/min, rpm, A) have the same length n, 1 <= n <= 10000, of numbers (not booleans) inside the signal's
-``PHYSICAL_RANGES``. ``seq`` counts chunks per asset from 0 without gaps, up to ``MAX_SEQ``. A field given
+``PHYSICAL_RANGES``. ``seq`` counts chunks per asset from 0 without gaps, up to ``MAX_SEQ``. A key given
 twice is refused (parsers disagree on which copy wins). Unknown extra fields are ignored, so producers may add
 fields without a version bump; removing or changing one needs v2.
 
@@ -51,12 +51,12 @@ PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
     "speed": (-10.0, 3600.0),
     "current": (-1.0, 200.0),
 }
+_RANGE_LO = tuple(PHYSICAL_RANGES[s][0] for s in SIGNALS)
+_RANGE_HI = tuple(PHYSICAL_RANGES[s][1] for s in SIGNALS)
 MAX_SAMPLES = 10_000
 MAX_ASSET_LEN = 128
 #: Largest ``seq``: the engine stores ``seq + 1`` and snapshots it as JSON (signed 64-bit at most).
 MAX_SEQ = 2**63 - 2
-#: Fields of a v1 sensor message; one given twice makes the message ambiguous, so it is refused.
-FIELDS: tuple[str, ...] = ("v", "asset", "seq", "t0", "fs", *SIGNALS)
 
 
 class SchemaError(FedtwinError, ValueError):
@@ -191,17 +191,33 @@ def decode_chunk(data: bytes | bytearray | memoryview | None) -> SensorChunk:
         raise SchemaError(f"invalid JSON: {str(exc).splitlines()[0][:160]}") from None
     if not isinstance(msg, dict):
         raise SchemaError(f"expected a JSON object, got {type(msg).__name__}")
-    _check_unique_fields(raw)
+    # The usual message is plain text; anything else gets the exact (slower) checks: a repeated key, and a
+    # boolean in an array (numpy takes [1, true] as [1, 1]).
+    plain = _plain_text(raw, msg)
+    if not plain:
+        _check_unique_keys(raw)
     asset, seq, t0, fs = _check_header(msg)
-    # Booleans are JSON numbers to numpy ([1, true] -> [1, 1]); only look for them when the text has one.
-    maybe_bool = b"true" in raw or b"false" in raw
+    if plain:  # one conversion and one range test for all signals; any doubt goes the detailed way below
+        try:
+            block = np.array([msg.get(name) for name in SIGNALS], dtype=np.float64)
+        except (ValueError, TypeError):
+            block = None
+        if (
+            block is not None
+            and block.ndim == 2
+            and 1 <= block.shape[1] <= MAX_SAMPLES
+            # False for NaN: min and max propagate it
+            and all(lo <= x for lo, x in zip(_RANGE_LO, block.min(axis=1).tolist(), strict=True))
+            and all(x <= hi for hi, x in zip(_RANGE_HI, block.max(axis=1).tolist(), strict=True))
+        ):
+            return SensorChunk(asset, seq, t0, fs, {name: block[j] for j, name in enumerate(SIGNALS)})
     signals: dict[str, np.ndarray] = {}
     n = -1
     for name in SIGNALS:
         values = msg.get(name)
         if not isinstance(values, list):
             raise SchemaError(f"missing or non-array signal {name!r}")
-        if maybe_bool and any(type(x) is bool for x in values):
+        if not plain and any(type(x) is bool for x in values):
             raise SchemaError(f"signal {name!r} is not a flat array of numbers (it holds a boolean)")
         try:
             arr = np.array(values)
@@ -225,10 +241,9 @@ def decode_chunk(data: bytes | bytearray | memoryview | None) -> SensorChunk:
 def _check_range(name: str, arr: np.ndarray) -> None:
     """Refuse NaN/inf (the standard library parser lets them through) and physically impossible samples."""
     lo, hi = PHYSICAL_RANGES[name]
-    ok = (arr >= lo) & (arr <= hi)  # False for NaN too
-    if ok.all():
+    if lo <= arr.min() and arr.max() <= hi:  # False for NaN too (min and max propagate it)
         return
-    bad = arr[~ok]
+    bad = arr[~((arr >= lo) & (arr <= hi))]
     if not np.isfinite(bad).all():
         raise SchemaError(f"signal {name!r} contains NaN or infinity")
     raise SchemaError(
@@ -237,14 +252,44 @@ def _check_range(name: str, arr: np.ndarray) -> None:
     )
 
 
-def _check_unique_fields(raw: bytes) -> None:
-    """Refuse a message that gives a schema field twice (JSON parsers keep the last copy silently).
+def _plain_text(raw: bytes, msg: dict[str, Any]) -> bool:
+    """True when ``raw`` is exactly the text of the parsed ``msg`` with number-only signal arrays.
 
-    Cheap for the usual message: the exact, slower parse only runs when a field's quoted name appears more
-    than once in the text, or the text has an escape (which could spell a field name another way).
+    Without escapes, JSON text holds two quote characters per key and per string, a ``u`` for every ``u`` in
+    them and every ``true``/``null``, an ``l`` likewise for ``false``/``null`` (numbers have neither letter).
+    The parsed object loses a duplicate key and the arrays may hide a boolean, and either leaves more of these
+    characters in the text than the object accounts for. Counting bytes is far cheaper than a second parse.
     """
-    if b"\\" not in raw and all(raw.count(b'"' + f.encode() + b'"') <= 1 for f in FIELDS):
-        return
+    if b"\\" in raw:
+        return False
+    keys = "".join(msg)
+    counts = [2 * len(msg), keys.count("u"), keys.count("l")]
+    for key, value in msg.items():
+        if type(value) not in (int, float) and not (key in SIGNALS and type(value) is list):
+            _count_text(value, counts)
+    return [raw.count(b'"'), raw.count(b"u"), raw.count(b"l")] == counts
+
+
+def _count_text(value: Any, counts: list[int]) -> None:
+    """Add the quotes, ``u`` and ``l`` of ``value``'s unescaped JSON text to ``counts``."""
+    if isinstance(value, str):
+        counts[0] += 2
+        counts[1] += value.count("u")
+        counts[2] += value.count("l")
+    elif value is None or isinstance(value, bool):  # null, true, false
+        counts[1] += value is not False
+        counts[2] += 2 if value is None else value is False
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _count_text(k, counts)
+            _count_text(v, counts)
+    elif isinstance(value, list):
+        for v in value:
+            _count_text(v, counts)
+
+
+def _check_unique_keys(raw: bytes) -> None:
+    """Refuse a message that gives a key twice, at any depth (JSON parsers keep the last copy silently)."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
