@@ -428,3 +428,145 @@ def test_restore_refuses_a_buffer_of_the_wrong_size_and_other_sample_rate() -> N
     other, _ = make_engine(fs=50.0, window_s=2.0)  # same 100 samples, other rate
     with pytest.raises(ValueError, match="another window length or sample rate"):
         other.restore(eng.snapshot())
+
+
+# ---------------------------------------------------------------- limits at exact binary values
+def exact_engine(**kw: object) -> ScoringEngine:
+    """fs = 128 Hz: chunk ends and half-sample steps are exact binary fractions."""
+    params: dict = {"window_s": 1.0, "fs": 128.0, "clock": lambda: 0.0}
+    params.update(kw)
+    return ScoringEngine(mean_features, ActiveModel.wrap(FakeModel(), "m", 1), **params)
+
+
+def exact_chunk(seq: int, t0: float) -> SensorChunk:
+    return SensorChunk("a", seq, t0, 128.0, {s: np.zeros(16) for s in SIGNALS})  # 0.125 s
+
+
+def test_time_gap_of_exactly_the_limit_continues_the_window() -> None:
+    eng = exact_engine()
+    eng.process([exact_chunk(0, -0.125)])  # ends at exactly 0.0
+    eng.process([exact_chunk(1, 0.05)])  # |0.05 - 0.0| == TIME_GAP_S
+    assert eng.stats.gaps == 0 and eng._assets["a"].fill == 32
+
+
+def test_restart_at_exactly_half_a_sample_early_and_replay_one_sample_early() -> None:
+    eng = exact_engine()
+    eng.process([exact_chunk(0, -0.25), exact_chunk(1, -0.125)])  # ends at 0.0
+    eng.process([exact_chunk(0, -0.5 / 128)])  # seq back, t0 == end - half a sample: a restart
+    assert (eng.stats.restarts, eng.stats.duplicates) == (1, 0)
+    eng.process([exact_chunk(1, -0.5 / 128 + 0.125 - 1.0 / 128)])  # in order again (seq 1), 1 sample early
+    eng.process([exact_chunk(0, -0.5 / 128 + 0.25 - 2.0 / 128)])  # seq back, one sample before the end
+    assert (eng.stats.restarts, eng.stats.duplicates) == (1, 1)
+
+
+def test_counters_accumulate_over_batches() -> None:
+    eng, _ = make_engine(raise_windows=1, clear_windows=1)
+    eng.process([chunk("a", 0), chunk("a", 1, fs=50.0), chunk("a", 3), chunk("a", 2)])
+    eng.process([chunk("a", 1, fs=50.0), chunk("a", 6), chunk("a", 0, t0=5000.0)])
+    s = eng.stats
+    assert s.rejected == 2 and s.gaps == 2 and s.missing_chunks == 2 + 2 and s.restarts == 1
+    assert s.duplicates == 1 and s.discarded_samples == 10 + 10 + 10
+    eng.process(stream("b", [LEAK, H]))
+    eng.process(stream("b", [LEAK, H], start_seq=20))
+    assert eng.stats.windows == 4 and eng.stats.alerts == 4
+
+
+def test_a_rejected_chunk_does_not_stop_the_rest_of_the_batch() -> None:
+    eng, _ = make_engine()
+    res = eng.process([chunk("a", 0, fs=50.0), *stream("a", [H])])
+    assert res.rejected == [(0, "sample rate 50 Hz differs from the configured 100 Hz")]
+    assert len(res.window_assets) == 1 and eng.stats.chunks == 10
+
+
+def test_batch_result_fields() -> None:
+    eng, _ = make_engine()
+    res = eng.process(stream("a", [H, LEAK]))
+    assert res.rejected == [] and res.window_assets == ["a", "a"]
+    np.testing.assert_array_equal(res.features, [[0, 0, 0, 0], [1, 0, 0, 0]])
+    empty = eng.process([])
+    assert empty.window_starts.shape == (0,) and empty.window_source_ts.shape == (0,)
+    assert empty.features.shape == (0, 0) and empty.scores.shape == (0, 3)
+
+
+def test_the_engine_passes_its_sample_rate_to_the_features() -> None:
+    seen: list[float] = []
+
+    def features(windows: dict[str, np.ndarray], fs: float) -> np.ndarray:
+        seen.append(fs)
+        return mean_features(windows, fs)
+
+    eng = ScoringEngine(features, ActiveModel.wrap(FakeModel(), "m", 1), window_s=1.0, fs=100.0)
+    eng.process(stream("a", [H]))
+    assert seen == [100.0]
+
+
+def test_alert_scores_are_rounded_to_six_decimals() -> None:
+    class Precise(FakeModel):
+        def predict_proba(self, X: np.ndarray) -> np.ndarray:
+            return np.where(X[:, :3] > 0.5, 0.87654321, 0.12345678)
+
+    eng = ScoringEngine(
+        mean_features, ActiveModel.wrap(Precise(), "m", 1), window_s=1.0, fs=100.0, raise_windows=1
+    )
+    alert = eng.process(stream("a", [LEAK])).alerts[0]
+    assert alert["scores"] == {"leak": 0.876543, "blocked_inlet": 0.123457, "bearing": 0.123457}
+
+
+def test_snapshot_of_a_cleared_fault_and_of_listed_assets() -> None:
+    eng, _ = make_engine(raise_windows=1, clear_windows=1)
+    eng.process(stream("a", [LEAK, H]) + stream("b", [H]))
+    snap = json.loads(json.dumps(eng.snapshot(["missing", "a"])))
+    assert list(snap["assets"]) == ["a"]
+    assert snap["assets"]["a"]["faults"]["leak"] == [0, 1, 0]
+
+
+def test_restore_then_snapshot_gives_the_same_state() -> None:
+    eng, _ = make_engine(raise_windows=3, clear_windows=3)
+    eng.process(stream("a", [LEAK, LEAK, LEAK, H])[:37] + stream("b", [LEAK])[:4])
+    snap = json.loads(json.dumps(eng.snapshot()))
+    other, _ = make_engine(raise_windows=3, clear_windows=3)
+    assert other.restore(snap) == ["a", "b"]
+    assert json.loads(json.dumps(other.snapshot())) == snap
+    assert other.active_faults("a") == ["leak"]
+
+
+def test_restore_keeps_partial_positive_counts() -> None:
+    eng, _ = make_engine(raise_windows=2)
+    eng.process(stream("a", [LEAK]))
+    other, _ = make_engine(raise_windows=2)
+    other.restore(json.loads(json.dumps(eng.snapshot())))
+    alerts = other.process(stream("a", [LEAK], start_seq=10)).alerts
+    assert [a["kind"] for a in alerts] == ["raise"]
+
+
+def test_restore_of_an_empty_or_foreign_snapshot() -> None:
+    eng, _ = make_engine()
+    assert eng.restore({"window_samples": 100, "fs": 100.0}) == []
+    with pytest.raises(ValueError, match=r"^snapshot was taken with another window length or sample rate$"):
+        eng.restore({})
+
+
+def test_constructor_defaults_and_messages() -> None:
+    eng = ScoringEngine(mean_features)
+    assert (eng.window_samples, eng.window_s, eng.fs) == (1000, 1.0, 1000.0)
+    assert (eng.raise_windows, eng.clear_windows, eng.model) == (2, 3, None)
+    with pytest.raises(ValueError, match=r"^raise_windows and clear_windows must be >= 1$"):
+        ScoringEngine(mean_features, raise_windows=0)
+    with pytest.raises(RuntimeError, match=r"^no model set: call set_model\(\) first$"):
+        eng.process([])
+
+
+def test_from_settings_keeps_the_features_and_model() -> None:
+    class S:
+        window_s, sample_rate_hz, alert_raise_windows, alert_clear_windows = 1.0, 100.0, 1, 1
+
+    model = ActiveModel.wrap(FakeModel(), "m", 3)
+    eng = ScoringEngine.from_settings(S(), mean_features, model)
+    assert eng.features is mean_features and eng.model is model
+
+
+def test_wrap_flattens_and_converts_thresholds() -> None:
+    p = FakeModel()
+    p.thresholds_ = np.array([[1, 0, 1]])  # type: ignore[assignment]
+    m = ActiveModel.wrap(p, "n", 1)
+    assert m.thresholds.shape == (3,) and m.thresholds.dtype == np.float64
