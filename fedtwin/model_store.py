@@ -158,7 +158,7 @@ def verify_record(raw_meta: bytes | str | None, blob: bytes | None, key: bytes, 
     meta = _field(record, "meta", (dict,), what)
     digest = _field(record, "sha256", (str,), what)
     signature = _field(record, "signature", (str,), what)
-    if not math.isfinite(created):  # pragma: no cover - json.loads gives inf only from 1e400-like text
+    if not math.isfinite(created):  # the standard JSON parser reads NaN, Infinity and 1e400
         raise InvalidModel(f"{what}: field 'created' is not finite")
     if stored_version != version:
         raise InvalidModel(f"{what}: the record is signed as version {stored_version} (copied under another)")
@@ -171,8 +171,8 @@ def verify_record(raw_meta: bytes | str | None, blob: bytes | None, key: bytes, 
         raise InvalidModel(f"{what}: arrays do not match their sha256 checksum")
     try:
         arrays = unpack_arrays(blob)
-    except (ValueError, OSError, EOFError) as exc:  # pragma: no cover - a signed blob was packed by us
-        raise InvalidModel(f"{what}: arrays unreadable ({exc})") from None
+    except Exception as exc:  # numpy raises ValueError, EOFError, BadZipFile or TypeError (a bare .npy)
+        raise InvalidModel(f"{what}: arrays unreadable ({type(exc).__name__}: {exc})") from None
     try:
         check_finite(arrays)
     except InvalidModel as exc:

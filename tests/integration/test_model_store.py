@@ -39,7 +39,10 @@ def refused(fn, *args, **kwargs) -> str:  # type: ignore[no-untyped-def]
 
 def test_publish_load_and_pointer(store: ModelStore) -> None:
     assert store.current_version() is None and store.pointer() is None
-    assert refused(store.load).startswith("no model promoted yet under fedtwin-test-store-")
+    assert (
+        refused(store.load)
+        == f"no model promoted yet under {store.prefix}model:current: run the training flow"
+    )
     v1 = store.publish({"w": np.ones(3)}, {"name": "m", "faults": ["leak"]})
     v2 = store.publish({"w": np.full(3, 2.0)}, {"registered_model": "reg", "faults": ["leak"]})
     assert (v1, v2) == (1, 2)
@@ -80,14 +83,15 @@ def test_tampered_record_is_not_promoted_and_keeps_pointer(store: ModelStore) ->
     assert store.current_version() == good
 
 
-def test_an_existing_version_is_never_overwritten(store: ModelStore) -> None:
-    store.client.set(store._k("2", "meta"), b"squatter")
+@pytest.mark.parametrize("part", ["meta", "arrays"])
+def test_an_existing_version_is_never_overwritten(store: ModelStore, part: str) -> None:
+    store.client.set(store._k("2", part), b"squatter")
     store.client.set(store._k("version_seq"), 1)
     assert (
         refused(store.put, {"w": np.ones(1)}, {})
         == "model version 2 already exists; refusing to overwrite it"
     )
-    assert store.client.get(store._k("2", "meta")) == b"squatter"
+    assert store.client.get(store._k("2", part)) == b"squatter"
 
 
 def test_promotion_refuses_a_lower_version_unless_rolled_back(store: ModelStore) -> None:
@@ -233,3 +237,33 @@ def test_keys_written_are_exactly_the_documented_layout(store: ModelStore) -> No
         "model:1:meta",
         "model:1:arrays",
     }
+
+
+def test_from_settings_uses_the_configured_redis_prefix_and_key(redis_url: str) -> None:
+    from pydantic import SecretStr
+
+    from fedtwin.settings import Settings
+
+    s = Settings(
+        redis_url=redis_url,
+        redis_prefix=f"fedtwin-test-store-{uuid.uuid4().hex}:",
+        signing_key=SecretStr("k9"),
+    )
+    store = ModelStore.from_settings(s)
+    try:
+        v = store.publish({"w": np.ones(1)}, {})
+        assert store.prefix == s.redis_prefix and store.client.exists(s.redis_prefix + "model:current")
+        same_key = ModelStore(redis.Redis.from_url(redis_url), s.redis_prefix, b"k9")
+        assert same_key.load(v).version == v
+        other_key = ModelStore(same_key.client, s.redis_prefix, b"k8")
+        assert "signature does not verify" in refused(other_key.load, v)
+    finally:
+        keys = list(store.client.scan_iter(match=s.redis_prefix + "*"))
+        store.client.delete(*keys)
+
+
+def test_versions_with_a_text_client(store: ModelStore, redis_url: str) -> None:
+    store.put({"w": np.ones(1)}, {})
+    store.put({"w": np.ones(1)}, {})
+    text = ModelStore(redis.Redis.from_url(redis_url, decode_responses=True), store.prefix, b"test-key")
+    assert text.versions() == [1, 2]

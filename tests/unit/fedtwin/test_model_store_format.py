@@ -231,3 +231,50 @@ def test_garbage_pointers_raise_invalid_model(raw: bytes | str, reason: str) -> 
 def test_pointer_limits_accept_one() -> None:
     raw = json.dumps(sign_pointer(1, 1, rollback=False, set_at=0.0, key=KEY))
     assert verify_pointer(raw, KEY).version == 1
+
+
+def test_non_finite_creation_time_is_refused() -> None:
+    raw, blob = record()
+    text = raw.decode().replace('"created": 1700000000.5', '"created": 1e400')
+    assert refused(text, blob) == "model version 4: field 'created' is not finite"
+    assert refused(raw.decode().replace('"created": 1700000000.5', '"created": NaN'), blob).endswith(
+        "field 'created' is not finite"
+    )
+
+
+@pytest.mark.parametrize(
+    ("blob", "kind"),
+    [(b"garbage", "ValueError"), (b"PK\x03\x04xx", "BadZipFile"), (b"", "EOFError")],
+)
+def test_signed_but_unreadable_arrays_raise_invalid_model(blob: bytes, kind: str) -> None:
+    """Only a key holder can sign these; the store still reports them as its own error type."""
+    raw = json.dumps(sign_record(blob, META, name="m", version=4, created=0.0, key=KEY))
+    assert refused(raw, blob).startswith(f"model version 4: arrays unreadable ({kind}: ")
+    buf = io.BytesIO()
+    np.save(buf, np.ones(2))  # a bare .npy, not an archive
+    npy = buf.getvalue()
+    raw = json.dumps(sign_record(npy, META, name="m", version=4, created=0.0, key=KEY))
+    assert refused(raw, npy).startswith("model version 4: arrays unreadable (")
+
+
+def test_not_json_reason_carries_the_parsers_message() -> None:
+    assert refused(b"not json", b"") == (
+        "model version 4: record is not JSON (Expecting value: line 1 column 1 (char 0))"
+    )
+
+
+def test_signatures_follow_the_documented_canonical_form() -> None:
+    """HMAC-SHA256 over compact, key-sorted JSON of the fields plus ``"kind"``: what another implementation
+    must reproduce to sign or verify a model or a pointer."""
+    import hmac
+
+    blob = pack_arrays(ARRAYS)
+    rec = sign_record(blob, {"b": 1, "a": [2]}, name="m", version=4, created=1.5, key=KEY)
+    text = (
+        '{"created":1.5,"format":2,"kind":"model","meta":{"a":[2],"b":1},"name":"m",'
+        f'"sha256":"{hashlib.sha256(blob).hexdigest()}","version":4}}'
+    )
+    assert rec["signature"] == hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
+    ptr = sign_pointer(7, 3, rollback=True, set_at=2.5, key=KEY)
+    text = '{"format":2,"generation":3,"kind":"pointer","rollback":true,"set_at":2.5,"version":7}'
+    assert ptr["signature"] == hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
