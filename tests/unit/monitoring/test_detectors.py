@@ -1,5 +1,7 @@
 """Shared input validation and the KS / prediction detectors (fast: scipy only)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -390,3 +392,199 @@ def test_snapshot_without_tests_applies_each_methods_direction_at_equality() -> 
     assert comp.score_kind == "mixed"
     only_distance = _parse_snapshot({"metrics": data["metrics"][2:]}, ["d_at", "d_below"], None)
     assert only_distance.score_kind == "distance"
+
+
+def test_snapshot_tests_win_over_the_threshold_rule() -> None:
+    """Evidently's test verdict is taken as is, even where the score alone would say otherwise."""
+    from monitoring.drift import _parse_snapshot
+
+    data = {
+        "metrics": [
+            value_drift("m1", "a", "K-S p_value", 0.05, 0.5),  # p above its threshold, test says FAIL
+            value_drift("m2", "b", "K-S p_value", 0.05, 0.001),  # p below, test says SUCCESS
+            value_drift("m3", "c", "K-S p_value", 0.05, 0.001),  # no test: the threshold rule
+            {"id": "m4", "config": {"column": "d"}, "value": 0.0},  # not a ValueDrift: ignored
+        ],
+        "tests": [
+            {"metric_config": {"metric_id": "m1"}, "status": "FAIL"},
+            {"metric_config": {"metric_id": "m2"}, "status": "SUCCESS"},
+            {"metric_config": {"metric_id": "unknown"}, "status": "FAIL"},
+            {"status": "FAIL"},
+        ],
+    }
+    comp = _parse_snapshot(data, ["a", "b", "c"], None)
+    assert comp.drifted == {"a": True, "b": False, "c": True}
+    assert set(comp.scores) == {"a", "b", "c"}
+
+
+def test_snapshot_without_metrics_or_method() -> None:
+    from monitoring.drift import _parse_snapshot
+
+    assert _parse_snapshot({}, ["a"], None).drifted == {}
+    data = {
+        "metrics": [
+            {"id": "1", "config": {"type": "x:ValueDrift", "column": "a", "threshold": 0.1}, "value": 0.2}
+        ]
+    }
+    comp = _parse_snapshot(data, ["a"], None)
+    assert comp.methods == {"a": ""} and comp.drifted == {"a": True} and comp.score_kind == "distance"
+
+
+def test_fallback_report_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from monitoring.drift import save_reports
+
+    result = DriftResult(
+        status="drift",
+        reason="r <b>",
+        drifted_features=["f1"],
+        per_feature={"f1": 1.23456e-5, "f0": 0.5},
+        detector="ks",
+        report="not a snapshot",  # no save_html/json: the fallback is written
+    )
+    html_path, json_path = save_reports(result, tmp_path / "a" / "b", "x")
+    text = html_path.read_text(encoding="utf-8")
+    assert (
+        "<tr><td>f0</td><td>0.5</td><td></td></tr><tr><td>f1</td><td>1.235e-05</td><td>yes</td></tr>" in text
+    )
+    assert "<p>r &lt;b&gt;</p>" in text and "<h1>Drift: drift</h1>" in text
+    assert result.html_path == str(html_path) and result.json_path == str(json_path)
+    assert json_path.read_text(encoding="utf-8").startswith('{\n "status": "drift",\n "reason": "r <b>"')
+    assert "evidently" not in json.loads(json_path.read_text(encoding="utf-8"))
+
+
+def test_detector_defaults_and_options() -> None:
+    from monitoring.drift import EvidentlyDriftDetector
+
+    ev = EvidentlyDriftDetector()
+    assert (ev.drift_share, ev.min_rows, ev.columns, ev.stattest, ev.stattest_threshold, ev.use_preset) == (
+        0.5,
+        30,
+        None,
+        None,
+        None,
+        False,
+    )
+    ev = EvidentlyDriftDetector(0.3, "psi", 40, ["a"], stattest_threshold=0.2, use_preset=True)
+    assert (ev.drift_share, ev.min_rows, ev.columns, ev.stattest, ev.stattest_threshold, ev.use_preset) == (
+        0.3,
+        40,
+        ["a"],
+        "psi",
+        0.2,
+        True,
+    )
+    ks = KSDriftDetector()
+    assert (ks.drift_share, ks.min_rows, ks.alpha, ks.columns) == (0.5, 30, 0.05, None)
+    pred = PredictionDriftDetector(columns=["leak"], min_rows=5)
+    assert (pred.drift_share, pred.alpha, pred.min_rows, pred.columns) == (1e-9, 0.01, 5, ["leak"])
+    assert PredictionDriftDetector().min_rows == 30 and pred.drop_constant is False
+
+
+def test_prediction_drift_passes_alpha_and_min_rows() -> None:
+    ref = pd.DataFrame({"leak": alerts(0.05, n=200, seed=1)})
+    cur = pd.DataFrame({"leak": alerts(0.12, n=200, seed=2)})
+    p = alert_rate_pvalue(int(ref["leak"].sum()), 200, int(cur["leak"].sum()), 200)
+    assert prediction_drift(ref, cur, alpha=p).status == "no_drift"
+    assert prediction_drift(ref, cur, alpha=float(np.nextafter(p, 1.0))).status == "drift"
+    assert prediction_drift(ref, cur, min_rows=201).status == "not_enough_data"
+    assert prediction_drift(ref.iloc[:30], cur.iloc[:30]).is_valid
+    assert prediction_drift(ref.iloc[:29], cur.iloc[:29]).status == "not_enough_data"
+
+
+def test_prediction_detector_picks_the_test_per_column() -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame(
+        {"a": alerts(0.5, n=40, seed=1), "b": np.full(40, 0.2), "c": alerts(0.5, n=40, seed=2)}
+    )
+    cur = pd.DataFrame({"a": rng.random(40), "b": rng.random(40), "c": alerts(0.5, n=40, seed=4)})
+    result = PredictionDriftDetector(min_rows=30, columns=["a", "b", "c"]).fit(ref).check(cur)
+    assert result.methods["a"] == "ks_2samp"  # binary reference, scores now: not an alert rate
+    assert result.methods["b"] == "ks_2samp"  # constant reference, varying current
+    assert result.methods["c"].startswith("fisher_exact")
+    assert result.score_kind == "p_value"
+    only = PredictionDriftDetector(min_rows=30, columns=["c"]).fit(ref).check(cur)
+    assert list(only.per_feature) == ["c"]
+
+
+def test_nullable_columns_are_counted_as_nan() -> None:
+    cur = frame(2)
+    cur["f0"] = cur["f0"].astype("Float64")
+    cur.loc[4, "f0"] = pd.NA
+    result = KSDriftDetector().fit(frame(1)).check(cur)
+    assert result.reason == "current data has non-finite values (f0: 1 NaN)"
+
+
+def test_messages_list_every_column() -> None:
+    ref, cur = frame(1), frame(2)
+    ref["s1"] = ref["s2"] = "x"
+    result = KSDriftDetector().fit(ref).check(cur)
+    assert result.reason.endswith("; non-numeric columns not compared: s1, s2")
+    missing = KSDriftDetector().fit(frame(1)).check(frame(2).drop(columns=["f1", "f2"]))
+    assert missing.reason == "current data lacks columns: f1, f2"
+    missing_ref = KSDriftDetector(columns=["f0", "zz"]).fit(frame(1)).check(frame(2))
+    assert missing_ref.reason == "reference data lacks columns: zz"
+    cur = frame(2).assign(t1="a", t2="b")
+    bad = KSDriftDetector(columns=["f0", "t1", "t2"]).fit(frame(1).assign(t1=1.0, t2=2.0)).check(cur)
+    assert bad.reason == "current columns are not numeric: t1, t2"
+    ref = frame(1)
+    ref.loc[0, ["f1", "f2"]] = np.nan
+    assert KSDriftDetector().fit(ref).check(frame(2)).reason == (
+        "reference data has non-finite values (f1: 1 NaN; f2: 1 NaN)"
+    )
+    const = frame(1).assign(c1=1.0, c2=2.0, name="x")
+    result = KSDriftDetector().fit(const).check(frame(2).assign(c1=1.0, c2=2.0))
+    assert result.reason.endswith(
+        "; constant in reference, not compared: c1, c2; non-numeric columns not compared: name"
+    )
+    allc = pd.DataFrame({"a": np.ones(40)})
+    assert KSDriftDetector().fit(allc).check(allc).reason == (
+        "every feature column is constant in the reference; nothing to compare"
+    )
+
+
+def test_prepare_input_drops_constant_columns_by_default() -> None:
+    prepared = prepare_input(frame(1).assign(c=1.0), frame(2).assign(c=1.0), columns=None, min_rows=2)
+    assert not isinstance(prepared, tuple) and prepared.ignored == ["c"] and "c" not in prepared.columns
+    assert prepare_input(pd.DataFrame({"a": ["x"]}), frame(2), columns=None, min_rows=2) == (
+        "invalid_data",
+        "no numeric feature columns to compare",
+    )
+
+
+@pytest.mark.parametrize(("moved", "note"), [(1e-7, True), (1e-10, False), (0.5, True)])
+def test_constant_reference_note_tolerance(moved: float, note: bool) -> None:
+    """The note fires when current moves by more than 1e-9 relative (no absolute slack)."""
+    ref = frame(1).assign(setpoint=1.0)
+    result = KSDriftDetector().fit(ref).check(frame(2).assign(setpoint=1.0 + moved))
+    assert ("setpoint is constant in the reference (1) but not in current" in result.reason) is note
+
+
+def test_constant_tolerance_below_magnitude_one() -> None:
+    ref = frame(1).assign(c=0.5 + 1.5e-9 * (np.arange(300) % 2))
+    assert KSDriftDetector().fit(ref).check(ref.copy()).ignored_features == []
+
+
+def test_results_of_bad_input_carry_the_detector_and_threshold() -> None:
+    result = KSDriftDetector(drift_share=0.4, min_rows=50).fit(frame(1, n=40)).check(frame(2, n=45))
+    assert (result.status, result.n_reference, result.n_current) == ("not_enough_data", 40, 45)
+    assert (result.threshold, result.detector) == (0.4, "ks")
+    assert 0.0 <= result.elapsed_s < 60.0
+    ok = KSDriftDetector().fit(frame(1)).check(frame(2))
+    assert 0.0 <= ok.elapsed_s < 60.0
+
+
+def test_columns_without_a_verdict_are_not_drifted_and_nine_are_summarised() -> None:
+    cols = [f"c{i}" for i in range(10)]
+    verdicts = {c: True for c in cols[:9]}
+
+    class Partial(Scripted):
+        def _compare(self, reference: pd.DataFrame, current: pd.DataFrame) -> Comparison:
+            return Comparison({c: 0.0 for c in verdicts}, dict(verdicts), "distance")
+
+    result = Partial(verdicts, min_rows=2).fit(frame(1, n=5, cols=cols)).check(frame(2, n=5, cols=cols))
+    assert result.drifted_features == cols[:9] and result.score_kind == "distance"
+    assert result.reason.endswith(", ... (+1)")
+
+
+def test_from_dict_never_sets_the_native_report() -> None:
+    assert DriftResult.from_dict({"status": "drift", "reason": "r", "report": "x"}).report is None
