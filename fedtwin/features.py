@@ -138,6 +138,9 @@ def extract_features(
 ) -> np.ndarray:
     """Feature matrix (n_windows, len(FEATURE_NAMES)) float64 from windows of the four signals.
 
+    Never raises on values: a window holding NaN/inf, or values whose statistics overflow, gets a row of NaN
+    (see :func:`invalid_rows`), so a caller can tell it from a measurement and the other windows are kept.
+
     Parameters
     ----------
     windows : mapping of str to ndarray
@@ -159,6 +162,41 @@ def extract_features(
         return np.empty((0, len(FEATURE_NAMES)))
     if n < 8:
         raise ValueError(f"windows too short ({n} samples)")
+    # A window with NaN/inf, or values so large that the crank angle overflows, has no defined features: it
+    # is computed on zeros (so the vectorised maths stays defined for the other windows) and its row is NaN.
+    with np.errstate(over="ignore", invalid="ignore"):
+        revs = np.cumsum(s, axis=1) * (1.0 / (60.0 * gear_ratio * fs))
+    bad = ~np.asarray(
+        np.isfinite(p).all(axis=1)
+        & np.isfinite(q).all(axis=1)
+        & np.isfinite(i).all(axis=1)
+        & np.isfinite(revs).all(axis=1)
+    )
+    if bad.any():
+        p, q, s, i, revs = (np.where(bad[:, None], 0.0, x) for x in (p, q, s, i, revs))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _features(p, q, s, i, revs, fs, gear_ratio)
+    # Finite input whose statistics overflow (e.g. samples of 1e300) is not a measurement either.
+    out[bad | ~np.isfinite(out).all(axis=1)] = np.nan
+    return out
+
+
+def invalid_rows(features: np.ndarray) -> np.ndarray:
+    """Mask of the feature rows that cannot be scored (any NaN/inf), as ``extract_features`` marks them."""
+    return ~np.asarray(np.isfinite(np.asarray(features, dtype=np.float64)).all(axis=1))
+
+
+def _features(
+    p: np.ndarray,
+    q: np.ndarray,
+    s: np.ndarray,
+    i: np.ndarray,
+    revs: np.ndarray,
+    fs: float,
+    gear_ratio: float,
+) -> np.ndarray:
+    """The feature columns of finite windows; ``revs`` is the crank angle in revolutions per sample."""
+    n_w, n = p.shape
 
     # ---- reference features: flow statistics
     q_mean, q_var, q_skew, q_kurt = _moments(q)
@@ -211,7 +249,6 @@ def extract_features(
 
     # ---- order tracking: crank angle (in revolutions) integrated from the measured speed, then the
     # time-synchronous average (TSA) over crank-angle bins; the TSA's DFT gives the crank-order amplitudes
-    revs = np.cumsum(s, axis=1) * (1.0 / (60.0 * gear_ratio * fs))
     bins = ((revs - np.floor(revs)) * _TSA_BINS).astype(np.int64)
     np.minimum(bins, _TSA_BINS - 1, out=bins)
     bins += (np.arange(n_w) * _TSA_BINS)[:, None]

@@ -6,9 +6,10 @@ Sensor message v1 (Kafka value, key = asset id as UTF-8)::
      "pressure": [...], "flow": [...], "speed": [...], "current": [...]}
 
 ``t0`` is the epoch time (s) of the first sample, ``fs`` the sample rate (Hz), and the four arrays (bar,
-L/min, rpm, A) have the same length n, 1 <= n <= 10000. ``seq`` counts chunks per asset from 0 without gaps.
-Unknown extra fields are ignored, so producers may add fields without a version bump; removing or changing
-one needs v2.
+L/min, rpm, A) have the same length n, 1 <= n <= 10000, of numbers (not booleans) inside the signal's
+``PHYSICAL_RANGES``. ``seq`` counts chunks per asset from 0 without gaps, up to ``MAX_SEQ``. A key given
+twice is refused (parsers disagree on which copy wins). Unknown extra fields are ignored, so producers may add
+fields without a version bump; removing or changing one needs v2.
 
 JSON is parsed with orjson when it is installed (about 3x faster than the standard library), else ``json``.
 """
@@ -40,8 +41,23 @@ ALERT_VERSION = 1
 #: Signal names in message order, with their units.
 SIGNALS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
 UNITS: dict[str, str] = {"pressure": "bar", "flow": "L/min", "speed": "rpm", "current": "A"}
+#: Span of physically possible readings of each signal, in ``UNITS``, inclusive. A sample outside cannot come
+#: from a working sensor on the reference pump, so the message is refused instead of scored: gauge pressure
+#: cannot be below vacuum (-1.013 bar) and 40 bar is over 3x the relief valve's setting; flow, speed and
+#: current leave room below zero for sensor noise on a stopped pump (valid simulations reach -0.47 L/min and
+#: 3006 rpm) and above the fastest operating point (1500 crank rpm: 3000 motor rpm, about 62 L/min).
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
+    "pressure": (-1.0, 40.0),
+    "flow": (-5.0, 80.0),
+    "speed": (-10.0, 3600.0),
+    "current": (-1.0, 200.0),
+}
+_RANGE_LO = tuple(PHYSICAL_RANGES[s][0] for s in SIGNALS)
+_RANGE_HI = tuple(PHYSICAL_RANGES[s][1] for s in SIGNALS)
 MAX_SAMPLES = 10_000
 MAX_ASSET_LEN = 128
+#: Largest ``seq``: the engine stores ``seq + 1`` and snapshots it as JSON (signed 64-bit at most).
+MAX_SEQ = 2**63 - 2
 
 
 class SchemaError(FedtwinError, ValueError):
@@ -113,7 +129,9 @@ def encode_chunk(
     Raises
     ------
     SchemaError
-        If the result would not decode (so producers fail loudly instead of feeding the DLQ).
+        If the header or the array shapes would not decode (so producers fail loudly instead of feeding the
+        DLQ). Sample values are not range-checked here: a faulty sensor's reading is data for the DLQ, not a
+        reason to stop the plant.
     """
     msg: dict[str, Any] = {
         "v": SCHEMA_VERSION,
@@ -145,8 +163,8 @@ def _check_header(msg: dict[str, Any]) -> tuple[str, int, float, float]:
     if not isinstance(asset, str) or not 0 < len(asset) <= MAX_ASSET_LEN:
         raise SchemaError(f"'asset' must be a non-empty string of at most {MAX_ASSET_LEN} characters")
     seq = msg.get("seq")
-    if type(seq) is not int or seq < 0:
-        raise SchemaError(f"'seq' must be a non-negative integer, got {seq!r}")
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        raise SchemaError(f"'seq' must be an integer in 0..{MAX_SEQ}, got {seq!r}")
     t0: Any = msg.get("t0")
     if type(t0) not in (int, float) or not math.isfinite(t0):
         raise SchemaError(f"'t0' must be a finite number, got {t0!r}")
@@ -162,23 +180,46 @@ def decode_chunk(data: bytes | bytearray | memoryview | None) -> SensorChunk:
     Raises
     ------
     SchemaError
-        With a one-line reason: bad JSON, wrong version, missing/ill-typed field, length mismatch, NaN/inf.
+        With a one-line reason: bad JSON, a repeated field, wrong version, missing/ill-typed field, length
+        mismatch, a boolean sample, NaN/inf or a sample outside its ``PHYSICAL_RANGES``.
     """
     if data is None:
         raise SchemaError("empty message (null value)")
+    raw = bytes(data) if not isinstance(data, bytes) else data
     try:
-        msg = loads(bytes(data) if not isinstance(data, bytes) else data)
+        msg = loads(raw)
     except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError subclasses ValueError
         raise SchemaError(f"invalid JSON: {str(exc).splitlines()[0][:160]}") from None
     if not isinstance(msg, dict):
         raise SchemaError(f"expected a JSON object, got {type(msg).__name__}")
+    # The usual message is plain text; anything else gets the exact (slower) checks: a repeated key, and a
+    # boolean in an array (numpy takes [1, true] as [1, 1]).
+    plain = _plain_text(raw, msg)
+    if not plain:
+        _check_unique_keys(raw)
     asset, seq, t0, fs = _check_header(msg)
+    if plain:  # one conversion and one range test for all signals; any doubt goes the detailed way below
+        try:
+            block = np.array([msg.get(name) for name in SIGNALS], dtype=np.float64)
+        except (ValueError, TypeError):
+            block = None
+        if (
+            block is not None
+            and block.ndim == 2
+            and 1 <= block.shape[1] <= MAX_SAMPLES
+            # False for NaN: min and max propagate it
+            and all(lo <= x for lo, x in zip(_RANGE_LO, block.min(axis=1).tolist(), strict=True))
+            and all(x <= hi for hi, x in zip(_RANGE_HI, block.max(axis=1).tolist(), strict=True))
+        ):
+            return SensorChunk(asset, seq, t0, fs, {name: block[j] for j, name in enumerate(SIGNALS)})
     signals: dict[str, np.ndarray] = {}
     n = -1
     for name in SIGNALS:
         values = msg.get(name)
         if not isinstance(values, list):
             raise SchemaError(f"missing or non-array signal {name!r}")
+        if not plain and any(type(x) is bool for x in values):
+            raise SchemaError(f"signal {name!r} is not a flat array of numbers (it holds a boolean)")
         try:
             arr = np.array(values)
         except (ValueError, TypeError):
@@ -193,11 +234,78 @@ def decode_chunk(data: bytes | bytearray | memoryview | None) -> SensorChunk:
         elif arr.shape[0] != n:
             raise SchemaError(f"signal {name!r} has {arr.shape[0]} samples, {SIGNALS[0]!r} has {n}")
         arr = arr.astype(np.float64, copy=False)
-        # orjson already refuses NaN/Infinity literals and overflowing numbers; only json needs the scan.
-        if _orjson is None and not np.isfinite(arr).all():
-            raise SchemaError(f"signal {name!r} contains NaN or infinity")
+        _check_range(name, arr)
         signals[name] = arr
     return SensorChunk(asset=asset, seq=seq, t0=t0, fs=fs, signals=signals)
+
+
+def _check_range(name: str, arr: np.ndarray) -> None:
+    """Refuse NaN/inf (the standard library parser lets them through) and physically impossible samples."""
+    lo, hi = PHYSICAL_RANGES[name]
+    if lo <= arr.min() and arr.max() <= hi:  # False for NaN too (min and max propagate it)
+        return
+    bad = arr[~((arr >= lo) & (arr <= hi))]
+    if not np.isfinite(bad).all():
+        raise SchemaError(f"signal {name!r} contains NaN or infinity")
+    raise SchemaError(
+        f"signal {name!r} has {bad.size} samples outside its physical range [{lo:g}, {hi:g}] {UNITS[name]}"
+        f" (e.g. {bad[0]:g})"
+    )
+
+
+def _plain_text(raw: bytes, msg: dict[str, Any]) -> bool:
+    """True when ``raw`` is exactly the text of the parsed ``msg`` with number-only signal arrays.
+
+    Without escapes, JSON text holds two quote characters per key and per string, a ``u`` for every ``u`` in
+    them and every ``true``/``null``, an ``l`` likewise for ``false``/``null`` (numbers have neither letter).
+    The parsed object loses a duplicate key and the arrays may hide a boolean, and either leaves more of these
+    characters in the text than the object accounts for. Counting bytes is far cheaper than a second parse.
+    """
+    if b"\\" in raw:
+        return False
+    keys = "".join(msg)
+    counts = [2 * len(msg), keys.count("u"), keys.count("l")]
+    for key, value in msg.items():
+        if type(value) not in (int, float) and not (key in SIGNALS and type(value) is list):
+            _count_text(value, counts)
+    return [raw.count(b'"'), raw.count(b"u"), raw.count(b"l")] == counts
+
+
+def _count_text(value: Any, counts: list[int]) -> None:
+    """Add the quotes, ``u`` and ``l`` of ``value``'s unescaped JSON text to ``counts``."""
+    if isinstance(value, str):
+        counts[0] += 2
+        counts[1] += value.count("u")
+        counts[2] += value.count("l")
+    elif value is None or isinstance(value, bool):  # null, true, false
+        counts[1] += value is not False
+        counts[2] += 2 if value is None else value is False
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _count_text(k, counts)
+            _count_text(v, counts)
+    elif isinstance(value, list):
+        for v in value:
+            _count_text(v, counts)
+
+
+def _check_unique_keys(raw: bytes) -> None:
+    """Refuse a message that gives a key twice, at any depth (JSON parsers keep the last copy silently)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise SchemaError(f"field {key!r} appears more than once")
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs, parse_constant=_reject_constant)
+    except SchemaError:
+        raise
+    except ValueError:  # only reached for text orjson accepted: the check cannot decide, keep its verdict
+        return
 
 
 def encode_alert(alert: Mapping[str, Any]) -> bytes:

@@ -45,7 +45,7 @@ def test_shift_is_drift_and_reports_are_written(detector: EvidentlyDriftDetector
     html_path, json_path = save_reports(result, tmp_path, "drift-001")
     assert html_path.stat().st_size > 10_000
     payload = json.loads(json_path.read_text())
-    assert payload["status"] == "drift" and "evidently" in payload
+    assert payload["status"] == "drift" and {"metrics", "tests"} <= set(payload["evidently"])
     assert result.html_path == str(html_path)
 
 
@@ -70,3 +70,16 @@ def test_fallback_report_for_ks(tmp_path) -> None:
     html_path, json_path = save_reports(result, tmp_path, "ks")
     assert "flow_mean" in html_path.read_text()
     assert json.loads(json_path.read_text())["detector"] == "ks"
+
+
+def test_preset_with_a_chosen_method_and_threshold() -> None:
+    """Wasserstein distance at 0.1 for every column through DataDriftPreset: a distance verdict per column."""
+    ref, cur = frame(1, n=60)[COLS[:2]], frame(2, shift=1.0, n=60)[COLS[:2]]
+    det = EvidentlyDriftDetector(stattest="wasserstein", stattest_threshold=0.1, use_preset=True, min_rows=30)
+    result = det.fit(ref).check(cur)
+    assert result.status == "drift" and sorted(result.drifted_features) == sorted(COLS[:2])
+    assert result.score_kind == "distance"
+    assert result.methods == dict.fromkeys(COLS[:2], "wasserstein")
+    same = EvidentlyDriftDetector(stattest="wasserstein", stattest_threshold=5.0, min_rows=30)
+    assert same.fit(ref).check(cur).status == "no_drift"  # a 1-sigma shift is far below 5 sigma
+
