@@ -6,7 +6,8 @@ nominal operating point (958 rpm, 7 bar back-pressure), one vectorised batch. Pr
 ``mean_pressure_bar= ripple_std_bar= order6_over_order3= order9_over_order3= order12_over_order3=
 order15_over_order3= shaft_power_w= mean_flow_lpm=`` for the healthy pump (reference: 7.25, ~0.03, 1,
 0.25-0.3, 0.25-0.3, 0.25-0.3, ~640, ~38), then for each studied fault, each pair, and the broken winding
-(not in the studies) at the low, middle and top of the accuracy study's range (severity 0.1, 0.5, 1.0)
+(not in the studies) at the low, middle and top of the accuracy study's range (severity 0.1, 0.55, 1.0:
+leak 0.0036/0.0198/0.036 of the valve area, inlet factor 0.8/0.665/0.53, bearing 0.6/3.3/6e-4)
 ``fault=<name> severity=<s> dP_pct= dI_pct= dQ_pct= order1_pct=``: relative change of mean pressure,
 supply current and flow against healthy, and the once-per-revolution line of the flow as a percentage of
 its 3rd crank order. A ``dN_pct=`` (motor speed) field follows on each fault line.
@@ -22,7 +23,7 @@ import numpy as np
 from plant_models import FAULTS, Faults, Scenario, SensorConfig, simulate_batch
 from plant_models.calibrate import order_amplitudes, signal_targets
 
-SEVERITIES = (0.1, 0.5, 1.0)
+SEVERITIES = (0.1, 0.55, 1.0)  # first, middle, last of the accuracy study's ten levels
 QUIET = SensorConfig(
     noise_pressure=0.0, noise_flow=0.0, noise_speed=0.0, noise_current=0.0,
     quant_pressure=0.0, quant_flow=0.0, quant_speed=0.0, quant_current=0.0,

@@ -101,8 +101,11 @@ class PumpParams:
         DC supply (V); the PWM stage applies ``duty * supply_voltage_v`` to the armature and draws
         ``duty * armature current`` from the supply (the measured current).
     speed_kp, speed_ki : float
-        Speed PI controller on motor speed error: duty per rad/s (0.04) and duty per rad (0.002). The
-        integral time ``kp/ki`` = 20 s is long against a measurement: the loop is nearly proportional.
+        Speed PI controller on motor speed error: duty per rad/s (0.04) and duty per rad. The reference's
+        Ki = 0.002 gives the loop a 21 s slow mode: over its 1-2 s runs (integrator starting empty) it is
+        proportional and the speed droops, but a twin that runs for hours would creep to the set-point
+        (+7.3 %, 41 L/min) and leave the operating point its training data saw. The default is therefore the
+        proportional limit, ``speed_ki = 0``; set 0.002 to reproduce the creep (tested).
     setpoint_ratio : float
         Drive set-point / nominal speed (-): 1.0731 (the reference sets 958 x 1.0731 rpm) so that the
         proportional droop at the nominal load brings the crank to about the nominal speed.

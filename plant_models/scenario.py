@@ -28,6 +28,30 @@ INLET_MIN = 0.53
 """Inlet check valve area factor at severity 1 (the accuracy study's most blocked level)."""
 INLET_FLOOR = 0.3
 """Smallest accepted inlet area factor (the fault-sweep study's most blocked level)."""
+INLET_STUDY_MILDEST = 0.8
+"""The accuracy study's mildest blocked-inlet level; factors from 1 down to it are the reference's
+"nominal variants" (its fault-sweep study), reached here at severity ``INLET_STUDY_SEVERITY``."""
+INLET_STUDY_SEVERITY = 0.1
+"""Severity of the accuracy study's mildest level: severities 0.1, 0.2, ..., 1.0 reproduce its ten levels."""
+
+
+def inlet_factor(severity: float) -> float:
+    """Inlet area factor of a blocked-inlet severity in [0, 1]: piecewise linear, 1 -> 0.8 over [0, 0.1]
+    (the reference's nominal variants), 0.8 -> 0.53 over [0.1, 1] (its accuracy study's ten levels)."""
+    if severity <= INLET_STUDY_SEVERITY:
+        return INLET_HEALTHY - severity / INLET_STUDY_SEVERITY * (INLET_HEALTHY - INLET_STUDY_MILDEST)
+    frac = (severity - INLET_STUDY_SEVERITY) / (1.0 - INLET_STUDY_SEVERITY)
+    return INLET_STUDY_MILDEST - frac * (INLET_STUDY_MILDEST - INLET_MIN)
+
+
+def inlet_severity(factor: float) -> float:
+    """Inverse of :func:`inlet_factor` (factors below 0.53 give severities above 1)."""
+    if factor >= INLET_STUDY_MILDEST:
+        return (INLET_HEALTHY - factor) / (INLET_HEALTHY - INLET_STUDY_MILDEST) * INLET_STUDY_SEVERITY
+    frac = (INLET_STUDY_MILDEST - factor) / (INLET_STUDY_MILDEST - INLET_MIN)
+    return INLET_STUDY_SEVERITY + frac * (1.0 - INLET_STUDY_SEVERITY)
+
+
 BEARING_MAX = 6.0e-4
 """Largest extra crank bearing friction, N*m/(deg/s)."""
 
@@ -108,15 +132,18 @@ class Faults:
     ) -> Faults:
         """Map severities in [0, 1] (0 = healthy, 1 = worst of the accuracy study's range) to parameters.
 
-        Leak area 0..0.036 of the valve max area, inlet area factor 1 -> 0.53, bearing friction 0..6e-4
-        N*m/(deg/s), all linear in severity; ``winding`` is ``broken_winding`` itself.
+        Leak area 0..0.036 of the valve max area and bearing friction 0..6e-4 N*m/(deg/s), linear in
+        severity; inlet area factor 1 -> 0.53 by :func:`inlet_factor`, so the sweeps' severities 0.1..1.0
+        are the accuracy study's ten levels 0.8..0.53 for all three faults; ``winding`` is
+        ``broken_winding`` itself. Severities below ~0.1 fall in the reference's nominal variants for all
+        three (leak < 0.003, factor > 0.8, friction < 5e-5).
         """
         for name, sev in (("leak", leak), ("blocked_inlet", blocked_inlet), ("bearing", bearing)):
             check_range(f"severity of {name}", sev, 0.0, 1.0)
         return cls(
             leak=leak * LEAK_MAX,
             leak_cylinder=leak_cylinder,
-            inlet_area_factor=INLET_HEALTHY - blocked_inlet * (INLET_HEALTHY - INLET_MIN),
+            inlet_area_factor=inlet_factor(blocked_inlet),
             inlet_cylinder=inlet_cylinder,
             bearing_friction=bearing * BEARING_MAX,
             broken_winding=winding,
@@ -127,7 +154,7 @@ class Faults:
         return np.array(
             [
                 self.leak / LEAK_MAX,
-                (INLET_HEALTHY - self.inlet_area_factor) / (INLET_HEALTHY - INLET_MIN),
+                inlet_severity(self.inlet_area_factor),
                 self.bearing_friction / BEARING_MAX,
             ]
         )

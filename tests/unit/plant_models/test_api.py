@@ -193,6 +193,24 @@ def test_sweep_design_and_labels() -> None:
     np.testing.assert_allclose(worst.faults.severities(), [1.0, 1.0, 1.0])
     assert worst.faults.inlet_area_factor == pytest.approx(0.53)
     assert Faults.from_severity(blocked_inlet=0.0).inlet_area_factor == 1.0  # healthy valve: full area
+
+
+@pytest.mark.parametrize(
+    ("severity", "leak", "factor", "bearing"),
+    [
+        (0.0, 0.0, 1.0, 0.0),
+        (0.05, 0.0018, 0.9, 3e-5),  # inside the reference's nominal variants for all three
+        (0.1, 0.0036, 0.8, 6e-5),  # the accuracy study's mildest level
+        (0.55, 0.0198, 0.665, 3.3e-4),
+        (1.0, 0.036, 0.53, 6e-4),
+    ],
+)
+def test_severity_maps_onto_the_reference_ranges(
+    severity: float, leak: float, factor: float, bearing: float
+) -> None:
+    f = Faults.from_severity(severity, severity, severity)
+    assert (f.leak, f.inlet_area_factor, f.bearing_friction) == pytest.approx((leak, factor, bearing))
+    np.testing.assert_allclose(f.severities(), [severity] * 3, atol=1e-12)
     assert sweep(severities=[0.5], seeds=[3]) == sweep(severities=[0.5], seeds=[3])  # reproducible design
 
 

@@ -241,3 +241,20 @@ def test_speed_droops_under_load_and_scales_flow(runs: dict[str, RunResult]) -> 
     assert mean(slow, "flow") / mean(nominal, "flow") == pytest.approx(
         mean(slow, "speed") / mean(nominal, "speed"), rel=0.01
     )
+
+
+def test_reference_integral_gain_creeps_towards_the_set_point() -> None:
+    # With the reference's Ki = 0.002 the loop's slow mode has tau = (kp + k/Vs) / ki
+    # = (0.04 + 0.065/24) / 0.002 = 21.4 s: the 14.7 rad/s proportional droop decays by 1 - exp(-1.5/21.4)
+    # = 6.8 % between the first and last 0.5 s of a 2 s run (centres 1.5 s apart, 0.3 s warm-up):
+    # 14.7 * exp(-0.55/21.4) * 0.068 = 0.97 rad/s = 9.3 motor rpm.
+    from plant_models import Scenario, simulate
+
+    from .conftest import NOISELESS
+
+    sig = simulate(Scenario(duration_s=2.0, seed=3, sensors=NOISELESS), PumpParams(speed_ki=0.002))
+    creep = sig["speed"][-500:].mean() - sig["speed"][:500].mean()
+    assert creep == pytest.approx(9.3, rel=0.15)
+    # The default (Ki = 0, see PumpParams) holds the droop: a stationary operating point.
+    flat = simulate(Scenario(duration_s=2.0, seed=3, sensors=NOISELESS))
+    assert abs(flat["speed"][-500:].mean() - flat["speed"][:500].mean()) < 0.05
