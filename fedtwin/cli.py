@@ -112,10 +112,10 @@ def plant_calibrate(
 
     if measured is None:
         typer.echo("no --measured file: calibrating to the reference pump's published calibration facts")
-        result = calibrate(fit=REFERENCE_FIT, max_nfev=max_sims)
+        result = calibrate(fit=REFERENCE_FIT, max_sims=max_sims)
     else:
         signals = read_measured(measured, fs)
-        result = calibrate_measured(signals, fs, back_pressure_bar=back_pressure_bar, max_nfev=max_sims)
+        result = calibrate_measured(signals, fs, back_pressure_bar=back_pressure_bar, max_sims=max_sims)
     for line in result.report():
         typer.echo(line)
     path = save_params(out, result.params, result.record())

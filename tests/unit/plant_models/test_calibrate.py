@@ -33,7 +33,7 @@ def measured() -> dict[str, np.ndarray]:
 
 
 def test_recovers_known_parameters_from_noisy_measurement(measured: dict[str, np.ndarray]) -> None:
-    result = calibrate_measured(measured, fit=("air_fraction", "crank_coulomb_nm"), max_nfev=20)
+    result = calibrate_measured(measured, fit=("air_fraction", "crank_coulomb_nm"), max_sims=40)
     # Stated tolerances: air within 15 % (it moves flow by ~0.1 % per 0.1 % of air), friction within 0.05 N*m
     # (5 W of shaft power, 0.2 A of supply current).
     assert result.fitted["air_fraction"] == pytest.approx(0.009, rel=0.15)
