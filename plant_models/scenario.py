@@ -127,7 +127,6 @@ class Faults:
         bearing: float = 0.0,
         leak_cylinder: int = 0,
         *,
-        inlet_cylinder: int = 0,
         winding: float = 0.0,
     ) -> Faults:
         """Map severities in [0, 1] (0 = healthy, 1 = worst of the accuracy study's range) to parameters.
@@ -135,8 +134,9 @@ class Faults:
         Leak area 0..0.036 of the valve max area and bearing friction 0..6e-4 N*m/(deg/s), linear in
         severity; inlet area factor 1 -> 0.53 by :func:`inlet_factor`, so the sweeps' severities 0.1..1.0
         are the accuracy study's ten levels 0.8..0.53 for all three faults; ``winding`` is
-        ``broken_winding`` itself. Severities below ~0.1 fall in the reference's nominal variants for all
-        three (leak < 0.003, factor > 0.8, friction < 5e-5).
+        ``broken_winding`` itself (another blocked cylinder: ``dataclasses.replace(f, inlet_cylinder=k)``;
+        not a keyword here, so ``**{fault: severity}`` calls stay well typed). Severities below ~0.1 fall
+        in the reference's nominal variants for all three (leak < 0.003, factor > 0.8, friction < 5e-5).
         """
         for name, sev in (("leak", leak), ("blocked_inlet", blocked_inlet), ("bearing", bearing)):
             check_range(f"severity of {name}", sev, 0.0, 1.0)
@@ -144,7 +144,6 @@ class Faults:
             leak=leak * LEAK_MAX,
             leak_cylinder=leak_cylinder,
             inlet_area_factor=inlet_factor(blocked_inlet),
-            inlet_cylinder=inlet_cylinder,
             bearing_friction=bearing * BEARING_MAX,
             broken_winding=winding,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from plant_models import Faults, OperatingPoint, RunResult, Scenario, SensorConfig, simulate_batch
@@ -27,7 +29,11 @@ CASES: dict[str, tuple[Faults, OperatingPoint, SensorConfig]] = {
     "inlet_low": (Faults.from_severity(blocked_inlet=0.1), OperatingPoint(), NOISELESS),
     "inlet_half": (Faults.from_severity(blocked_inlet=0.5), OperatingPoint(), NOISELESS),
     "inlet_full": (Faults.from_severity(blocked_inlet=1.0), OperatingPoint(), NOISELESS),
-    "inlet_cyl1": (Faults.from_severity(blocked_inlet=1.0, inlet_cylinder=1), OperatingPoint(), NOISELESS),
+    "inlet_cyl1": (
+        replace(Faults.from_severity(blocked_inlet=1.0), inlet_cylinder=1),
+        OperatingPoint(),
+        NOISELESS,
+    ),
     "bearing_low": (Faults.from_severity(bearing=0.1), OperatingPoint(), NOISELESS),
     "bearing_half": (Faults.from_severity(bearing=0.5), OperatingPoint(), NOISELESS),
     "bearing_full": (Faults.from_severity(bearing=1.0), OperatingPoint(), NOISELESS),
