@@ -42,6 +42,12 @@ stable. The drive uses the exact exponential of the RL armature, semi-implicit s
 vector for the crank angle (Taylor rotation, no sin/cos). Plunger positions are exact at every step, so
 the displaced volume is exact for any step.
 
+Step size (measured, healthy at 958 rpm, 1 s, 1 ms against 0.1 ms): RMS sample differences 0.001 bar,
+0.15 L/min, 0.06 rpm, 0.08 A (the reference's sensor noise is 0.01 bar, 1 L/min, 3.2 rpm, 0.1 A); means
+within 0.1 % (flow) and 0.2 % (current), crank-order ratios within 0.015. At the worst blockage (0.53) the
+late, sharp delivery of the starved cylinder costs more: 0.6 L/min RMS and order 6/3 0.99 against 1.05.
+``max_step_s = 5e-4`` halves all of these at half the speed.
+
 All state arrays have a trailing axis over runs, so thousands of scenarios advance together; the Python loop
 is over time steps only, and every run's arithmetic is independent of the others (no data-dependent
 branch changes a run's numbers), so batches, single runs and live chunks agree bit for bit.
