@@ -192,7 +192,8 @@ class PumpEngine:
         ck = c1 / k
         b = vol / content - c1 * (1.0 + P_ATM / k)
         disc = np.sqrt(b * b + 4.0 * ck * a * P_ATM)
-        return np.where(b > 0.0, 2.0 * a * P_ATM / (b + disc), (disc - b) / (2.0 * ck))
+        with np.errstate(invalid="ignore", divide="ignore"):  # the branch not taken may divide 0 by 0
+            return np.where(b > 0.0, 2.0 * a * P_ATM / (b + disc), (disc - b) / (2.0 * ck))
 
     def load_flow(self, dp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flow (m^3/s) through pipe + load orifice at drop ``dp`` = p_out - back-pressure, and its slope.
