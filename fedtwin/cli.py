@@ -96,6 +96,35 @@ def plant_plot(
     typer.echo(str(plot_overview(out)))
 
 
+@plant_app.command("calibrate")
+def plant_calibrate(
+    measured: Annotated[
+        Path | None,
+        typer.Option(help="Healthy measurement, .csv or .parquet: pressure, flow, speed, current [, time]"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Parameter file (JSON) to write")] = Path("out/plant_params.json"),
+    fs: Annotated[float, typer.Option(help="Sample rate of the measurement (Hz)")] = 1000.0,
+    back_pressure_bar: Annotated[
+        float, typer.Option(help="System back-pressure of the measurement (bar)")
+    ] = 7.0,
+    max_sims: Annotated[int, typer.Option(help="Simulation budget of the fit")] = 60,
+) -> None:
+    """Fit the healthy plant's uncertain parameters (without --measured: to the reference's facts)."""
+    from plant_models.calibrate import REFERENCE_FIT, calibrate, calibrate_measured, read_measured
+    from plant_models.params import PARAMS_FILE_ENV, save_params
+
+    if measured is None:
+        typer.echo("no --measured file: calibrating to the reference pump's published calibration facts")
+        result = calibrate(fit=REFERENCE_FIT, max_sims=max_sims)
+    else:
+        signals = read_measured(measured, fs)
+        result = calibrate_measured(signals, fs, back_pressure_bar=back_pressure_bar, max_sims=max_sims)
+    for line in result.report():
+        typer.echo(line)
+    path = save_params(out, result.params, result.record())
+    typer.echo(f"wrote {path}; simulate with it: export {PARAMS_FILE_ENV}={path.resolve()}")
+
+
 @app.command("train")
 def train(
     strategy: Annotated[str | None, typer.Option(help="Aggregation rule (default from settings)")] = None,

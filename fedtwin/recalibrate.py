@@ -1,11 +1,14 @@
 """Estimate the plant's operating point from streamed healthy data, for the retrain flow's recalibration.
 
 The speed sensor reports **motor** speed; the crank (``OperatingPoint.speed_rpm``) turns ``gear_ratio`` times
-slower (reference design: motor ~1916 rpm, crank ~958 rpm). The load is the outlet orifice's area factor
-(``OperatingPoint.load_area_factor``): the orifice discharges to atmosphere, so in steady state the mean flow
-through it equals the pump's mean discharge, ``Q = Cd * A * f * mean(sqrt(2 * p_gauge / rho))``, which gives
-``f`` in closed form per window. ``to_operating_point`` can refine it against the simulator (one vectorised
-batch run), which also absorbs what the closed form ignores (pulsation through the manifold, relief flow).
+slower (reference design: motor ~1916 rpm, crank ~958 rpm). The drive's set-point is 1.0731 x the nominal
+speed and its proportional droop brings the crank back to about the nominal speed, so the measured crank
+speed estimates ``speed_rpm`` (within ~0.5 %). The load is the outlet orifice's area factor
+(``OperatingPoint.load_area_factor``): the manifold discharges through a laminar pipe (resistance ``R``) and
+the orifice into the system back-pressure, so in steady state
+``p - p_back = R Q + (Q / (Cd * A * f * sqrt(2 / rho)))^2``, which gives ``f`` in closed form per window for
+a known back-pressure (7 bar unless told). ``to_operating_point`` can refine it against the simulator (one
+vectorised batch run), which also absorbs what the closed form ignores (the flow pulsation).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plant_models import OperatingPoint, PumpParams, Scenario, SensorConfig, simulate_batch
+from plant_models.params import default_params
 
 REQUIRED_SIGNALS = ("pressure", "flow", "speed")
 LOAD_FACTOR_RANGE = (0.2, 5.0)  # OperatingPoint's valid load_area_factor span
 CRANK_RPM_MAX = 1500.0  # OperatingPoint's valid speed_rpm upper bound
-RELIEF_MARGIN_BAR = 0.3  # mean pressure this close to the relief cracking pressure: load is not identifiable
+MIN_ORIFICE_DROP_BAR = (
+    0.01  # a smaller orifice drop is within the pipe/pulsation error: load not identifiable
+)
 
 
 @dataclass
@@ -37,14 +43,17 @@ class OperatingPointEstimate:
     outlet_pressure_bar, flow_lpm, current_a : float
         Mean outlet gauge pressure (bar), discharge flow (L/min) and motor current (A; NaN if not streamed).
     load_area_factor : float
-        Closed-form orifice estimate of ``OperatingPoint.load_area_factor`` (not clipped).
+        Closed-form orifice estimate of ``OperatingPoint.load_area_factor`` (not clipped; inf when the
+        pressure does not exceed back-pressure + pipe drop).
     n_windows : int
         Windows the medians are taken over.
     spread : dict of str to float
         Robust standard deviation across windows (1.4826 * MAD) of each quantity above, same units.
-    relief_limited : bool
-        Mean pressure sits at the relief valve: pressure no longer reflects the load, and
-        ``load_area_factor`` is only an upper bound.
+    load_limited : bool
+        The orifice drop (pressure above back-pressure and pipe drop) is below ``MIN_ORIFICE_DROP_BAR``: the
+        pressure no longer reflects the orifice, and ``load_area_factor`` is only a lower bound.
+    back_pressure_bar : float
+        System back-pressure assumed (bar gauge).
     notes : list of str
         Human-readable caveats.
     """
@@ -57,13 +66,14 @@ class OperatingPointEstimate:
     load_area_factor: float
     n_windows: int
     spread: dict[str, float] = field(default_factory=dict)
-    relief_limited: bool = False
+    load_limited: bool = False
+    back_pressure_bar: float = 7.0
     notes: list[str] = field(default_factory=list)
 
     @property
     def confidence(self) -> float:
-        """Rough 0..1 trust: 1 - worst relative spread of speed, pressure and flow; 0 at the relief."""
-        if self.relief_limited:
+        """Rough 0..1 trust: 1 - worst relative spread of speed, pressure and flow; 0 if load is unseen."""
+        if self.load_limited:
             return 0.0
         rel = [
             self.spread.get(k, 0.0) / max(abs(v), 1e-9)
@@ -103,6 +113,7 @@ def estimate_operating_point(
     params: PumpParams | None = None,
     window_s: float = 1.0,
     min_windows: int = 3,
+    back_pressure_bar: float = 7.0,
 ) -> OperatingPointEstimate:
     """Estimate speed, outlet pressure, flow and load factor from healthy sensor data.
 
@@ -114,18 +125,20 @@ def estimate_operating_point(
     fs : float
         Sample rate (Hz) of the streams.
     params : PumpParams, optional
-        Plant parameters (gear ratio, load orifice); default the reference design.
+        Plant parameters (gear ratio, pipe, load orifice); default the plant's (calibrated) parameters.
     window_s : float
         Window length for 1-D streams; whole crank revolutions are not needed at >= ~0.5 s.
     min_windows : int
         Fewest windows accepted; fewer raise ``ValueError``.
+    back_pressure_bar : float
+        System back-pressure the load orifice discharges into (bar gauge).
 
     Raises
     ------
     ValueError
         A required signal is missing, has non-finite values, windows are too few, or speed is not positive.
     """
-    params = params or PumpParams()
+    params = params or default_params()
     missing = [s for s in REQUIRED_SIGNALS if s not in signals]
     if missing:
         raise ValueError(f"signals lack {', '.join(missing)}; need {', '.join(REQUIRED_SIGNALS)}")
@@ -148,11 +161,12 @@ def estimate_operating_point(
     current = win["current"].mean(axis=1) if "current" in win else np.full(n_windows, math.nan)
     if np.median(motor) <= 0.0:
         raise ValueError(f"median motor speed {np.median(motor):.3g} rpm is not positive; pump stopped?")
-    # Mean of sqrt(p) per sample, not sqrt of the mean: the orifice passes flow with the pulsating pressure.
-    sqrt_dp = np.sqrt(np.clip(win["pressure"], 0.0, None) * 1e5).mean(axis=1)
+    # Pressure above back-pressure and laminar pipe drop is the orifice's: (Q / (k f))^2.
+    q = flow / 60_000.0
+    orifice_drop = pressure * 1e5 - back_pressure_bar * 1e5 - params.pipe_resistance * q
     with np.errstate(divide="ignore", invalid="ignore"):
-        load = (flow / 60_000.0) / (_orifice_k(params) * sqrt_dp)
-    load = np.where(np.isfinite(load), load, math.inf)
+        load = q / (_orifice_k(params) * np.sqrt(orifice_drop))
+    load = np.where(np.isfinite(load) & (orifice_drop > 0.0), load, math.inf)
     per_quantity = {
         "speed_rpm": motor / params.gear_ratio,
         "motor_speed_rpm": motor,
@@ -164,19 +178,25 @@ def estimate_operating_point(
     med = {k: float(np.median(v)) for k, v in per_quantity.items()}
     spread = {k: _robust_std(v) for k, v in per_quantity.items()}
     notes: list[str] = []
-    relief_bar = params.relief_crack_pa * 1e-5
-    relief_limited = med["outlet_pressure_bar"] >= relief_bar - RELIEF_MARGIN_BAR
-    if relief_limited:
+    drop_bar = float(np.median(orifice_drop)) * 1e-5
+    load_limited = drop_bar < MIN_ORIFICE_DROP_BAR
+    if load_limited:
         notes.append(
-            f"mean outlet pressure {med['outlet_pressure_bar']:.2f} bar is at the relief valve "
-            f"({relief_bar:g} bar): load factor {med['load_area_factor']:.3g} is an upper bound"
+            f"orifice drop {drop_bar:.3g} bar (pressure {med['outlet_pressure_bar']:.2f} bar over a "
+            f"{back_pressure_bar:g} bar back-pressure and the pipe) is too small to see the load: "
+            f"load factor {med['load_area_factor']:.3g} is a lower bound"
         )
     if med["speed_rpm"] > CRANK_RPM_MAX:
         notes.append(
             f"crank speed {med['speed_rpm']:.0f} rpm exceeds the model's {CRANK_RPM_MAX:g} rpm limit"
         )
     return OperatingPointEstimate(
-        n_windows=n_windows, spread=spread, relief_limited=relief_limited, notes=notes, **med
+        n_windows=n_windows,
+        spread=spread,
+        load_limited=load_limited,
+        back_pressure_bar=back_pressure_bar,
+        notes=notes,
+        **med,
     )
 
 
@@ -193,19 +213,24 @@ def to_operating_point(
     n_candidates: int = 9,
     duration_s: float = 0.6,
 ) -> OperatingPoint:
-    """Turn an estimate into the simulator's ``OperatingPoint`` (crank rpm + load area factor).
+    """Turn an estimate into the simulator's ``OperatingPoint`` (crank rpm, load area factor, back-pressure).
 
     With ``refine``, simulates ``n_candidates`` noise-free healthy runs at the estimated speed with load
     factors within ``+-span`` (log scale) of the closed-form value, in one vectorised batch (~1 s), and
     interpolates the factor whose mean outlet pressure matches the measured one. Refinement is skipped when
-    the pressure sits at the relief valve (the load is not identifiable there) or falls outside the
-    candidates' range; the closed-form value, clipped to [0.2, 5], is used then.
+    the orifice drop is too small to see the load or the pressure falls outside the candidates' range; the
+    closed-form value, clipped to [0.2, 5], is used then.
     """
-    params = params or PumpParams()
+    params = params or default_params()
     speed = float(np.clip(estimate.speed_rpm, 1e-3, CRANK_RPM_MAX))
     guess = _clip_load(estimate.load_area_factor)
-    if not refine or estimate.relief_limited:
-        return OperatingPoint(speed_rpm=speed, load_area_factor=guess)
+    back = float(np.clip(estimate.back_pressure_bar, 0.0, 30.0))
+
+    def point(load: float) -> OperatingPoint:
+        return OperatingPoint(speed_rpm=speed, load_area_factor=load, back_pressure_bar=back)
+
+    if not refine or estimate.load_limited:
+        return point(guess)
     factors = np.unique(np.clip(guess * np.exp(np.linspace(-span, span, n_candidates)), *LOAD_FACTOR_RANGE))
     quiet = SensorConfig(
         noise_pressure=0.0, noise_flow=0.0, noise_speed=0.0, noise_current=0.0,
@@ -214,7 +239,7 @@ def to_operating_point(
     runs = simulate_batch(
         [
             Scenario(
-                op=OperatingPoint(speed_rpm=speed, load_area_factor=float(f)),
+                op=point(float(f)),
                 duration_s=duration_s,
                 sensors=quiet,
                 seed=0,
@@ -225,14 +250,14 @@ def to_operating_point(
     )
     ok = [(f, float(r.signals["pressure"].mean())) for f, r in zip(factors, runs, strict=True) if r.signals]
     if len(ok) < 2:
-        return OperatingPoint(speed_rpm=speed, load_area_factor=guess)
+        return point(guess)
     f_ok = np.array([f for f, _ in ok])
     p_ok = np.array([p for _, p in ok])
     target = estimate.outlet_pressure_bar
-    # Pressure falls monotonically with the orifice area; interpolate in log-log where it is ~a power law.
+    # Pressure falls monotonically with the orifice area; interpolate log factor against pressure.
     order = np.argsort(p_ok)
     p_sorted, f_sorted = p_ok[order], f_ok[order]
     if not (p_sorted[0] <= target <= p_sorted[-1]) or target <= 0.0 or p_sorted[0] <= 0.0:
-        return OperatingPoint(speed_rpm=speed, load_area_factor=guess)
-    log_f = np.interp(np.log(target), np.log(p_sorted), np.log(f_sorted))
-    return OperatingPoint(speed_rpm=speed, load_area_factor=_clip_load(float(np.exp(log_f))))
+        return point(guess)
+    log_f = np.interp(target, p_sorted, np.log(f_sorted))
+    return point(_clip_load(float(np.exp(log_f))))

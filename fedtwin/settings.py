@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     artifact_dir: Path = Field(Path(".fedtwin/artifacts"), description="MLflow artifact root and reports")
     state_dir: Path = Field(Path(".fedtwin/stack"), description="Logs and pids of services fedtwin starts")
     monitoring_dir: Path = Field(Path(".fedtwin/monitoring"), description="Drift reports (HTML/JSON)")
+    plant_params_file: Path | None = Field(
+        None,
+        description="Calibrated plant parameters (JSON from `fedtwin plant calibrate`); the simulator reads "
+        "FEDTWIN_PLANT_PARAMS_FILE, so set it in the environment",
+    )
 
     # Security
     signing_key: SecretStr | None = Field(

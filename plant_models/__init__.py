@@ -8,11 +8,13 @@ Pure numpy (matplotlib only inside :func:`plot_overview`); importing this packag
 - :class:`LiveSimulator`: chunked live mode, equal to one long run with the same seed.
 - :class:`LiveFleet`: many live pumps in one vectorised engine; per asset equal to a ``LiveSimulator``.
 - :func:`sweep`: full-factorial design of labelled scenarios.
-- Physics and numerical scheme: :mod:`plant_models.engine`; parameters: :class:`PumpParams`.
+- Physics and numerical scheme: :mod:`plant_models.engine`; parameters: :class:`PumpParams`
+  (:func:`default_params` reads ``$FEDTWIN_PLANT_PARAMS_FILE`` when set).
+- Calibration of the healthy plant to measured signals: :mod:`plant_models.calibrate` (imports scipy).
 """
 
 from plant_models.fleet import FleetChunk, LiveFleet
-from plant_models.params import P_ATM, PumpParams
+from plant_models.params import P_ATM, PumpParams, default_params, load_params, save_params
 from plant_models.plots import plot_overview
 from plant_models.runner import LiveSimulator, RunResult, simulate, simulate_batch, simulate_truth
 from plant_models.scenario import (
@@ -48,7 +50,10 @@ __all__ = [
     "RunResult",
     "Scenario",
     "SensorConfig",
+    "default_params",
+    "load_params",
     "plot_overview",
+    "save_params",
     "simulate",
     "simulate_batch",
     "simulate_truth",

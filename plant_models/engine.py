@@ -1,53 +1,56 @@
 """Vectorised lumped-parameter physics of the triplex plunger pump, integrated over many runs at once.
 
-Model
------
-DC drive (armature R-L circuit, back-emf, PI speed loop with set-point ramp, current and voltage limits) turns
-the crank through a 2:1 gear; three crank-slider plungers 120 deg apart (24 mm, r = 15 mm, rod 72.5 mm)
-displace liquid through inlet/outlet check valves (orifice equation, area ramp from crack 0.3 bar to full
-open 1.2 bar, 1e-4 m^2). Each cylinder leaks past its seal to the atmospheric crankcase. A suction manifold
-is fed from a charged supply through the inlet restriction (area factor: blocked inlet); a discharge
-manifold (hose compliance) feeds the load orifice and a relief valve. Crank torque is the plunger forces
-times the crank-slider lever plus viscous bearing friction (worn bearing) and Coulomb friction; the motor
-current follows it through the speed loop.
+Model (the reference's structure, see ``REFERENCE.md``)
+------------------------------------------------------
+A DC motor, fed from a 24 V supply through a PWM stage (duty from a nearly proportional speed PI loop),
+turns the crank through a 2:1 gear; three crank-slider plungers 120 deg apart (24 mm, r = 15 mm, rod
+72.5 mm) draw oil from an atmospheric reservoir through each cylinder's own inlet check valve and push it
+through its outlet check valve into the outlet manifold (orifice law, area ramp from crack 0.3 bar to
+full open 1.2 bar, 1e-4 m^2). The manifold (pressure sensor) discharges through a 5 m laminar pipe and
+a 2e-4 m^2 orifice into the system back-pressure (a pressure source, 7 bar), so lost flow barely moves
+the mean pressure. The oil carries 0.5 % entrained air, compressed isothermally with it:
+``V(p)/V(p_atm) = (1 - a)(1 - (p - p_atm)/K) + a p_atm / p``. Faults are parameters: a seal leak from
+one cylinder to the crankcase, the max area of one cylinder's inlet check valve scaled (blocked inlet),
+extra crank bearing friction (worn bearing) and a partly open armature path (broken winding). The measured
+current is the supply current ``duty * armature current``, so it follows shaft power.
 
 Numerical scheme (why it looks like this)
 -----------------------------------------
-Cylinder pressure obeys ``dp/dt = K/V * (net flow)``. With K ~ 2 GPa, V ~ 10 cm^3 and a 1e-4 m^2 valve
-near its crack pressure the time constant is about a microsecond, while everything measured (crank 16 Hz,
-plunger harmonics up to a few hundred Hz, drive 10-100 ms) is 3-5 orders of magnitude slower. An explicit
-integrator would need ~1e6 steps per simulated second. We take the singular limit instead: the liquid in a
-cylinder is incompressible (its compression volume at 10 bar is 0.05 % of the dead volume, a 0.05 %
-volumetric-efficiency effect), so each cylinder's pressure is the *algebraic* root of its flow balance::
+Each cylinder's oil content ``W`` (its volume at atmospheric pressure, i.e. its mass) is a state; its
+pressure follows from ``V_cyl = W * V(p)/V(p_atm)``. With air, the cylinder is soft at low pressure
+(effective bulk modulus ~p/a = 2e7 Pa at 1 bar) but still stiff against its valves: time constants are
+3 us (8 bar) to 0.1 ms (1 bar), while the measured dynamics (crank orders up to 15, i.e. 240 Hz) need
+only a 1 ms step. An explicit scheme would need ~1e6 steps per second, so each step is **implicit Euler**
+in the cylinder content: the end-of-step pressure solves ``V_cyl/g(p) = W + dt*(Q_in(p) - Q_out(p) -
+Q_leak(p))``. The left side grows with ``p`` and the net inflow falls, so the root is unique, and which
+valve is open follows beforehand from the sign of the residual at the two crack pressures (discharge,
+suction, or both closed). In discharge the valve dominates the tiny oil+air compliance (ratio < 0.5 %),
+so two fixed-point passes through the tabulated inverse valve characteristic converge; with both valves
+closed the air+oil law is a quadratic with a closed-form root; in suction the air can dominate (a
+blocked inlet drives the pressure towards zero, where the air expands and fills the cylinder instead of
+a vapour cavity), so a bracketed Newton iteration (fixed count, so results do not depend on chunking) is
+used on the suction columns only. The flows are then *defined* by the balance, so the content (mass) is
+conserved exactly for any residual; the valve law carries the iteration residual (tested < 1 %).
+Implicit Euler damps the compression/valve transients (which are far faster than a step), not the
+crank-synchronous waveform, whose delivery onset after the air is compressed is resolved to a step.
 
-    Q_out(p - p_out) + Q_leak(p - p_atm) - Q_in(p_in - p) = q_plunger
+The outlet manifold content is a state too, implicit in its outflow (2 Newton passes on a smooth
+monotone function: laminar pipe in series with the orifice, solved in closed form for the flow). Its
+coupling to the cylinders is lagged by one step: a discharging cylinder's delivery depends on the
+manifold pressure only through its compliance, < 0.3 % of the manifold's own conductance, so the lag is
+stable. The drive uses the exact exponential of the RL armature, semi-implicit speed and a rotating unit
+vector for the crank angle (Taylor rotation, no sin/cos). Plunger positions are exact at every step, so
+the displaced volume is exact for any step.
 
-Every term is monotone in ``p``, so the root is unique and its regime is known beforehand from
-``q_plunger`` versus the leak at the two crack pressures: discharge (outlet valve open), suction (inlet
-open) or the dead band at the dead centres (only the leak flows; the pressure crosses it within a step).
-The valve characteristic is inverted with a uniform-grid look-up table (closed form beyond twice full
-opening), i.e. a few vectorised operations per step. Flows are defined from the plunger volume change over
-the step first and pressure second, so mass is conserved exactly; the leak in the pressure solve is taken
-at the crack pressure, which biases the cylinder pressure by < 2 % of the valve drop (not the flows).
-
-The pressure cannot fall below the vapour pressure: when the inlet cannot follow the plunger the cylinder
-carries a vapour volume (a state) at vapour pressure, refilled by inflow or collapsed by the next
-compression before the outlet can open. That is how a strongly blocked inlet costs delivered flow: at the
-worst blockage the strainer cannot pass the pump's mean flow even with the manifold at vapour pressure
-(sizing in :class:`~plant_models.params.PumpParams`), the void outlasts the suction stroke, and each
-cylinder's delivery starts late (a flow/pressure/current signature at the crank harmonics).
-
-The remaining states are slow and use a fixed step ``dt``: suction and discharge manifolds (tau ~ 1-20 ms)
-by implicit Euler solved in closed form (quadratic in the square root of the orifice drop, hence
-unconditionally stable against their orifices); armature current with the exact exponential of its RL
-circuit; speed by semi-implicit Euler; crank angle as a rotating unit vector (Taylor rotation, no sin/cos).
-The plunger volume change uses the exact crank-slider positions at both ends of the step, so displaced
-volume is exact for any step. The default step is 1 ms (5.7 deg of crank): against a 0.1 ms reference the
-RMS differences of the sensor signals are 0.04 bar, 0.07 L/min, 0.06 rpm and 0.01 A, below the sensor noise
-(0.02 bar, 0.15 L/min, 0.5 rpm, 0.02 A); 0.5 ms halves them (``max_step_s``).
+Step size (measured, healthy at 958 rpm, 1 s, 1 ms against 0.1 ms): RMS sample differences 0.001 bar,
+0.15 L/min, 0.06 rpm, 0.08 A (the reference's sensor noise is 0.01 bar, 1 L/min, 3.2 rpm, 0.1 A); means
+within 0.1 % (flow) and 0.2 % (current), crank-order ratios within 0.015. At the worst blockage (0.53) the
+late, sharp delivery of the starved cylinder costs more: 0.6 L/min RMS and order 6/3 0.99 against 1.05.
+``max_step_s = 5e-4`` halves all of these at half the speed.
 
 All state arrays have a trailing axis over runs, so thousands of scenarios advance together; the Python loop
-is over time steps only.
+is over time steps only, and every run's arithmetic is independent of the others (no data-dependent
+branch changes a run's numbers), so batches, single runs and live chunks agree bit for bit.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ _RAD_TO_DEG = 180.0 / math.pi
 _PHASES = np.array([0.0, -_TWO_PI / 3.0, -2.0 * _TWO_PI / 3.0])
 _MAX_PRESSURE_PA = 200e5  # beyond this the state is treated as diverged
 _TABLE_SIZE = 8192
+_P_FLOOR = 200.0  # Pa abs; lower bound of the suction bracket (the air keeps the root well above it)
+_LEAK_LAMINAR_PA = 1.0e3  # the leak orifice turns laminar below this drop (finite slope through zero)
+_SUCTION_ITER = 4  # Newton passes in suction (vs 20 passes: < 1e-4 L/min at the study's worst blockage)
+_DISCHARGE_ITER = 2  # fixed-point passes in discharge (contraction < 0.5 % per pass)
+_MANIFOLD_ITER = 2  # Newton passes for the outlet manifold (vs 8: < 1e-5 bar in the study range)
 
 
 @dataclass
@@ -78,10 +86,10 @@ class EngineState:
     current: np.ndarray  # armature current (A), (n,)
     integ: np.ndarray  # speed PI integrator (rad), (n,)
     omega_set: np.ndarray  # ramped motor speed set-point (rad/s), (n,)
-    p_in: np.ndarray  # suction manifold pressure (Pa), (n,)
-    p_out: np.ndarray  # discharge manifold pressure (Pa), (n,)
+    p_out: np.ndarray  # outlet manifold pressure (Pa), (n,)
+    w_out: np.ndarray  # outlet manifold + pipe oil content, as volume at atmospheric pressure (m^3), (n,)
     x: np.ndarray  # plunger insertion from bottom dead centre (m), (3, n)
-    vapour: np.ndarray  # vapour volume per cylinder (m^3), (3, n)
+    fluid: np.ndarray  # cylinder oil content, as volume at atmospheric pressure (m^3), (3, n)
     p_cyl: np.ndarray  # cylinder pressures (Pa), (3, n)
 
     @property
@@ -139,7 +147,6 @@ class PumpEngine:
         self._tab_inv_h = (_TABLE_SIZE - 1) / q_grid[-1]
         self._tab = tab
         self._tab_slope = np.append(np.diff(tab), 0.0)
-        self._e_decay = math.exp(-dt * p.motor_resistance_ohm / p.motor_inductance_h)
         self._j_eq = p.motor_inertia_kgm2 + p.crank_inertia_kgm2 / p.gear_ratio**2
         self.failed = np.zeros(n_runs, dtype=bool)
         self.fail_reason: list[str] = [""] * n_runs
@@ -148,13 +155,13 @@ class PumpEngine:
 
     # ----------------------------------------------------------------- characteristics
     def valve_flow(self, dp: np.ndarray) -> np.ndarray:
-        """Check valve forward flow (m^3/s) for pressure difference ``dp`` (Pa); zero below crack."""
+        """Check valve forward flow (m^3/s) at full area for pressure drop ``dp`` (Pa); 0 below crack."""
         p = self.params
         frac = np.minimum(np.maximum((dp - p.valve_crack_pa) * self._inv_ramp, 0.0), 1.0)
         return self._kv * frac * np.sqrt(np.maximum(dp, 0.0))
 
     def valve_dp(self, q: np.ndarray) -> np.ndarray:
-        """Pressure difference (Pa) across an open check valve passing flow ``q >= 0`` (m^3/s)."""
+        """Pressure difference (Pa) across an open full-area check valve passing flow ``q >= 0`` (m^3/s)."""
         f = q * self._tab_inv_h
         i = f.astype(np.intp)
         # Bounds also catch a NaN run (cast to a huge negative index): it stays NaN and is flagged later.
@@ -167,17 +174,36 @@ class PumpEngine:
             d = np.where(q * self._tab_inv_h >= _TABLE_SIZE - 2, (q / self._kv) ** 2, d)
         return d
 
-    def _relief(self, dp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Relief valve flow (m^3/s) and its derivative (m^3/s/Pa) at gauge pressure ``dp``."""
+    def inv_rel_volume(self, pr: np.ndarray) -> np.ndarray:
+        """``V(p_atm)/V(p)`` of oil + air at absolute pressure ``pr`` (Pa): content per unit volume."""
+        a = self.params.air_fraction
+        c1 = 1.0 - a
+        return 1.0 / (c1 - c1 / self.params.bulk_modulus_pa * (pr - P_ATM) + a * P_ATM / pr)
+
+    def pressure_of_content(self, vol: np.ndarray, content: np.ndarray) -> np.ndarray:
+        """Absolute pressure (Pa) at which ``content`` (volume at p_atm) of oil + air fills ``vol``.
+
+        Closed-form root of ``(c/K) p^2 + B p - a p_atm = 0`` with ``B = vol/content - c (1 + p_atm/K)``,
+        ``c = 1 - a``; both branches are written without cancellation.
+        """
         p = self.params
-        span = p.relief_open_pa - p.relief_crack_pa
-        frac = np.clip((dp - p.relief_crack_pa) / span, 0.0, 1.0)
-        sq = np.sqrt(np.maximum(dp, 1.0))
-        k = self._k_orifice * p.relief_max_area_m2
-        q = k * frac * sq
-        ramp = (dp > p.relief_crack_pa) & (dp < p.relief_open_pa)
-        dq = k * (np.where(ramp, sq / span, 0.0) + frac / (2.0 * sq))
-        return q, dq
+        a, k = p.air_fraction, p.bulk_modulus_pa
+        c1 = 1.0 - a
+        ck = c1 / k
+        b = vol / content - c1 * (1.0 + P_ATM / k)
+        disc = np.sqrt(b * b + 4.0 * ck * a * P_ATM)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the branch not taken may divide 0 by 0
+            return np.where(b > 0.0, 2.0 * a * P_ATM / (b + disc), (disc - b) / (2.0 * ck))
+
+    def load_flow(self, dp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flow (m^3/s) through pipe + load orifice at drop ``dp`` = p_out - back-pressure, and its slope.
+
+        ``R Q + Q|Q| / k^2 = dp`` solved for ``Q`` without cancellation; slope ``1 / (R + 2|Q|/k^2)``.
+        """
+        r = self._pipe_r
+        inv_k2 = self._load_inv_k2
+        q = 2.0 * dp / (r + np.sqrt(r * r + 4.0 * np.abs(dp) * inv_k2))
+        return q, 1.0 / (r + 2.0 * np.abs(q) * inv_k2)
 
     # ----------------------------------------------------------------- configuration
     def set_conditions(self, faults: Sequence[Faults], ops: Sequence[OperatingPoint]) -> None:
@@ -185,43 +211,62 @@ class PumpEngine:
         if len(faults) != self.n or len(ops) != self.n:
             raise ValueError(f"need {self.n} faults and operating points, got {len(faults)} and {len(ops)}")
         p = self.params
-        leak_area = np.full((3, self.n), p.seal_leak_area_m2)
+        n = self.n
+        leak_area = np.full((3, n), p.seal_leak_area_m2)
+        inlet = np.ones((3, n))
         for j, f in enumerate(faults):
             leak_area[f.leak_cylinder, j] += f.leak * p.valve_max_area_m2
+            inlet[f.inlet_cylinder, j] = f.inlet_area_factor
         self._leak_k = self._k_orifice * leak_area
-        self._inlet_k = self._k_orifice * p.inlet_area_m2 * np.array([f.inlet_area_factor for f in faults])
+        self._has_leak = bool(leak_area.any())
+        self._inlet_kv = self._kv * inlet
         bearing = p.bearing_damping + np.array([f.bearing_friction for f in faults])
         self._bearing_c = bearing * _RAD_TO_DEG  # N*m per rad/s of crank speed
         self._load_k = self._k_orifice * p.load_area_m2 * np.array([o.load_area_factor for o in ops])
-        self._omega_ref = np.array([o.speed_rpm for o in ops]) * (_TWO_PI / 60.0) * p.gear_ratio
+        self._load_inv_k2 = 1.0 / (self._load_k * self._load_k)
+        self._pipe_r = p.pipe_resistance
+        self._p_back = P_ATM + 1e5 * np.array([o.back_pressure_bar for o in ops])
+        self._omega_ref = (
+            np.array([o.speed_rpm for o in ops]) * (_TWO_PI / 60.0) * p.gear_ratio * p.setpoint_ratio
+        )
+        # Broken winding: one of two parallel armature paths partly open.
+        self._res = p.motor_resistance_ohm / (1.0 - 0.5 * np.array([f.broken_winding for f in faults]))
+        self._decay = np.exp(-self.dt * self._res / p.motor_inductance_h)
 
     def steady_guess(self, theta0: np.ndarray) -> EngineState:
-        """Approximate operating-point state at crank angle ``theta0`` so the start-up transient is short."""
+        """Approximate operating-point state at crank angle ``theta0`` so the start-up transient is short.
+
+        The speed integrator starts empty, as in the reference's runs, so the speed sits at the loop's
+        proportional droop.
+        """
         p = self.params
         n = self.n
-        omega_m = self._omega_ref.copy()
-        omega_c = omega_m / p.gear_ratio
-        q = p.displacement_m3_per_rev * omega_c / _TWO_PI * 0.985
-        dp_load = (q / self._load_k) ** 2
-        p_out = P_ATM + np.minimum(dp_load, p.relief_crack_pa)
-        p_in = np.maximum(p.supply_pressure_pa - (q / self._inlet_k) ** 2, p.vapour_pressure_pa * 2)
-        torque_c = (p_out - p_in) * q / omega_c + self._bearing_c * omega_c + p.crank_coulomb_nm
-        current = (torque_c / p.gear_ratio + p.motor_viscous_nms * omega_m) / p.motor_k
-        volts = p.motor_resistance_ohm * current + p.motor_k * omega_m
+        omega_c = self._omega_ref / p.gear_ratio / p.setpoint_ratio
+        q = p.displacement_m3_per_rev * omega_c / _TWO_PI * 0.98
+        dp_load = self._pipe_r * q + q * q * self._load_inv_k2
+        p_out = self._p_back + dp_load
+        torque_c = (p_out - P_ATM + 1.0e5) * q / omega_c + self._bearing_c * omega_c + p.crank_coulomb_nm
+        current = (torque_c / p.gear_ratio + p.motor_viscous_nms * omega_c * p.gear_ratio) / p.motor_k
+        # Proportional loop: kp (w_set - w) Vs = k w + R i.
+        vs = p.supply_voltage_v
+        omega_m = (p.speed_kp * self._omega_ref * vs - self._res * current) / (p.motor_k + p.speed_kp * vs)
         theta = np.asarray(theta0, dtype=float).reshape(n) % _TWO_PI
         x = plunger_insertion(p, theta[None, :] + _PHASES[:, None])
+        vol = p.dead_volume_m3 + p.plunger_area_m2 * (2.0 * p.crank_radius_m - x)
+        compressing = np.sin(theta[None, :] + _PHASES[:, None]) < 0.0  # x grows when sin < 0
+        p_cyl = np.where(compressing, p_out[None, :], P_ATM - p.valve_open_pa / 2.0)
         return EngineState(
             cos_theta=np.cos(theta),
             sin_theta=np.sin(theta),
             omega_m=omega_m,
             current=current,
-            integ=volts / p.speed_ki,
+            integ=np.zeros(n),
             omega_set=self._omega_ref.copy(),
-            p_in=p_in,
             p_out=p_out,
+            w_out=p.outlet_volume_m3 * self.inv_rel_volume(p_out),
             x=x,
-            vapour=np.zeros((3, n)),
-            p_cyl=np.repeat(p_in[None, :], 3, axis=0),
+            fluid=vol * self.inv_rel_volume(p_cyl),
+            p_cyl=p_cyl,
         )
 
     # ----------------------------------------------------------------- integration
@@ -232,62 +277,85 @@ class PumpEngine:
 
         ``record=False`` (warm-up) returns an empty dict and skips all bookkeeping.
 
-        Keys: ``p_out`` (Pa abs), ``q_out`` (pump discharge, m^3/s), ``omega_m`` (rad/s), ``current`` (A),
-        ``torque`` (crank hydraulic torque, N*m). With ``truth`` also: ``p_in``, ``p_cyl_min``, ``p_cyl_max``
-        (Pa abs), ``vapour`` (total, m^3), ``q_in``, ``q_leak``, ``q_load``, ``q_relief``, ``q_supply``
-        (m^3/s), ``torque_bearing`` (N*m).
+        Keys: ``p_out`` (Pa abs), ``q_out`` (pump discharge at line pressure, m^3/s), ``omega_m`` (rad/s),
+        ``current`` (supply current, A), ``torque`` (crank hydraulic torque, N*m). With ``truth`` also:
+        ``p_cyl_min``, ``p_cyl_max`` (Pa abs; min/max over the sample), ``q_del`` (discharge as volume at
+        atmospheric pressure), ``q_in``, ``q_leak``, ``q_load`` (same units, m^3/s), ``q_in_cyl0``,
+        ``q_out_cyl0``, ``q_leak_cyl0`` (cylinder 0's valve and leak flows), ``p_cyl0`` (its pressure),
+        ``torque_bearing`` (N*m), ``current_armature`` (A), ``duty`` (-), ``power_shaft``
+        (crank input, W), ``power_hydraulic`` (``(p_out - p_atm) * q_del``, W), ``power_valves`` (throttling
+        in the six check valves, W), ``power_leak`` (W).
         """
         if self.state is None:
             raise RuntimeError("state not initialised; assign engine.state first")
         p = self.params
         s = self.state
         n, dt = self.n, self.dt
+        inv_dt = 1.0 / dt
         ct, st, om, cur, integ, wset = s.cos_theta, s.sin_theta, s.omega_m, s.current, s.integ, s.omega_set
-        p_in, p_out, x, vap, pc = s.p_in, s.p_out, s.x, s.vapour, s.p_cyl
-        vap = vap.copy()  # written in place for the few cavitating runs
-        vap_any = bool(vap.any())
+        p_out, w_out, x, w_cyl, pc = s.p_out, s.w_out, s.x, s.fluid, s.p_cyl
         record = record or truth
         inv_g = 1.0 / p.gear_ratio
         r, rod = p.crank_radius_m, p.rod_length_m
         rod2, rod_r = rod * rod, rod - r
-        ap_dt = p.plunger_area_m2 / dt
+        ap = p.plunger_area_m2
+        ap_dt = ap / dt
+        v_top = p.dead_volume_m3 + ap * 2.0 * r
         crack = p.valve_crack_pa
-        p_v = p.vapour_pressure_pa
+        p_a = P_ATM - crack  # suction valve cracks below this cylinder pressure
+        inv_span = self._inv_ramp
+        c1 = 1.0 - p.air_fraction
+        ck = c1 / p.bulk_modulus_pa
+        c0 = c1 + ck * P_ATM
+        ap0 = p.air_fraction * P_ATM
         lk = self._leak_k
-        inlet_k, load_k = self._inlet_k, self._load_k
-        inlet_k2, load_k2 = inlet_k * inlet_k, load_k * load_k
+        has_leak = self._has_leak
+        ikv = self._inlet_kv
+        v_m = p.outlet_volume_m3
+        p_back = self._p_back
         bear_c, coul = self._bearing_c, p.crank_coulomb_nm
-        c_out = p.outlet_volume_m3 / p.outlet_bulk_modulus_pa / dt
-        c_in = p.inlet_volume_m3 / p.inlet_bulk_modulus_pa / dt
-        p_sup = p.supply_pressure_pa
-        sq_sup_v = math.sqrt(p_sup - p.vapour_pressure_pa)  # sqrt of the strainer drop at a vapour manifold
-        kp, ki, vmax = p.speed_kp, p.speed_ki, p.supply_voltage_v
-        km, inv_res, bm = p.motor_k, 1.0 / p.motor_resistance_ohm, p.motor_viscous_nms
-        decay, dt_j = self._e_decay, dt / self._j_eq
+        kp, ki, vs = p.speed_kp, p.speed_ki, p.supply_voltage_v
+        km, bm = p.motor_k, p.motor_viscous_nms
+        inv_res = 1.0 / self._res
+        decay, dt_j = self._decay, dt / self._j_eq
         wref = self._omega_ref
         ramp = p.speed_ramp_rpm_s * (_TWO_PI / 60.0) * dt
-        r_imax = p.motor_resistance_ohm * p.current_limit_a
         ramping = not np.array_equal(wset, wref)
-        c_out4 = 4.0 * c_out
-        relief_crack = p.relief_crack_pa
         # Rotating the three crank angles with constant phase offsets needs sin/cos of one angle only.
         cph = (r * np.cos(_PHASES))[:, None]
         sph = (r * np.sin(_PHASES))[:, None]
-        zeros = np.zeros(n)
+
+        def inv_gv(pr: np.ndarray) -> np.ndarray:  # content per unit volume at pressure pr
+            return 1.0 / (c0 - ck * pr + ap0 / pr)
+
+        def leak(pr: np.ndarray, k_leak: np.ndarray) -> np.ndarray:  # seal leak, laminar near zero drop
+            d = pr - P_ATM
+            return k_leak * d / np.sqrt(np.abs(d) + _LEAK_LAMINAR_PA)
+
+        g_a = 1.0 / (c0 - ck * p_a + ap0 / p_a)
+        leak_a = (p_a - P_ATM) / math.sqrt(abs(p_a - P_ATM) + _LEAK_LAMINAR_PA)
+        lkf, ikvf = lk.ravel(), ikv.ravel()
 
         keys = ["p_out", "q_out", "omega_m", "current", "torque"] if record else []
         if truth:
             keys += [
-                "p_in",
                 "p_cyl_min",
                 "p_cyl_max",
-                "vapour",
+                "q_del",
                 "q_in",
                 "q_leak",
                 "q_load",
-                "q_relief",
-                "q_supply",
+                "q_in_cyl0",
+                "q_out_cyl0",
+                "q_leak_cyl0",
+                "p_cyl0",
                 "torque_bearing",
+                "current_armature",
+                "duty",
+                "power_shaft",
+                "power_hydraulic",
+                "power_valves",
+                "power_leak",
             ]
         # Time-major (samples, runs): each step writes one contiguous row.
         acc = {k: np.zeros((n_samples, n)) for k in keys}
@@ -314,121 +382,144 @@ class PumpEngine:
                     xn -= rod_r
                     qp = (xn - x) * ap_dt  # plunger displacement flow over the step, + when compressing
                     x = xn
+                    vol = v_top - ap * xn
 
-                    # Regime of each cylinder from the seal leak at the two valve crack pressures; the valve
-                    # flow needed is then known, and its inverse characteristic gives the pressure.
-                    q_lo = lk * np.sqrt(np.maximum(p_out + (crack - P_ATM), 0.0))
-                    sq_in = np.sqrt(np.maximum(p_in - (crack + P_ATM), 0.0))
-                    # Below atmospheric + crack suction the leak cannot flow out: skip the (3, n) product.
-                    q_li = lk * sq_in if sq_in.max() > 0.0 else 0.0
-                    out_reg = qp >= q_lo
-                    in_reg = qp < q_li
-                    d = self.valve_dp(np.maximum(qp - q_lo, 0.0) + np.maximum(q_li - qp, 0.0))
-                    pc = np.where(out_reg, p_out + d, p_in - d)
-                    # Flows from the final pressure, closing the balance exactly: out + leak - in = plunger.
-                    ql_p = lk * np.sqrt(np.maximum(pc - P_ATM, 0.0))
-                    q_dis = np.maximum(qp - ql_p, 0.0) * out_reg
-                    q_suc = np.maximum(ql_p - qp, 0.0) * in_reg
+                    # Regime from the residual at the two crack pressures (F grows with p).
+                    p_b = p_out + crack
+                    f_a = vol * g_a - w_cyl
+                    f_b = vol * inv_gv(p_b) - w_cyl
+                    if has_leak:
+                        f_a += dt * lk * leak_a
+                        f_b += dt * leak(p_b, lk)
+                    suc = f_a > 0.0
+                    dis = f_b < 0.0
+                    # Each regime is solved on its own (gathered) cylinders; every element is set once.
+                    volf, wf, pcf = vol.ravel(), w_cyl.ravel(), np.empty(vol.size)
 
-                    if vap_any or pc.min() < p_v:
-                        cav = pc < p_v
-                        if vap_any:
-                            cav |= vap > 0.0
-                        # Only the (few) cavitating runs are handled, on gathered columns.
-                        cols = np.flatnonzero(cav.any(axis=0))
-                        cav_c, vap_c, qp_c = cav[:, cols], vap[:, cols], qp[:, cols]
-                        q_vmax = self.valve_flow(p_in[cols] - p_v)
-                        vap_new = vap_c - (qp_c + q_vmax) * dt
-                        target = vap_c / dt - qp_c  # Q_in - Q_out needed if the vapour collapses in the step
-                        collapsed = vap_new < 0.0
-                        q_in_c = np.where(collapsed, np.maximum(target, 0.0), q_vmax)
-                        q_out_c = np.where(collapsed, np.maximum(-target, 0.0), 0.0)
-                        vap[:, cols] = np.where(cav_c, np.maximum(vap_new, 0.0), 0.0)
-                        vap_any = bool(vap.any())
-                        pc_c = np.where(q_out_c > 0.0, p_out[cols] + crack, p_v)
-                        pc[:, cols] = np.where(cav_c, pc_c, pc[:, cols])
-                        q_suc[:, cols] = np.where(cav_c, q_in_c, q_suc[:, cols])
-                        q_dis[:, cols] = np.where(cav_c, q_out_c, q_dis[:, cols])
+                    # Both valves closed: closed-form air + oil law (leak taken at the previous pressure).
+                    ic = np.flatnonzero(~(suc | dis))
+                    if ic.size:
+                        w_eff = wf[ic]
+                        if has_leak:
+                            w_eff = w_eff - dt * leak(pc.ravel()[ic], lkf[ic])
+                        pcf[ic] = self.pressure_of_content(volf[ic], w_eff)
 
-                    # Suction manifold, implicit Euler against the inlet restriction. If the cylinders ask for
-                    # more than the restriction can pass with the manifold at vapour pressure (a strongly
-                    # blocked inlet), the manifold sits at vapour pressure, the draw is cut to what is
-                    # available and the shortfall becomes vapour in the sucking cylinders (mass conserved).
-                    q_draw = q_suc[0] + q_suc[1] + q_suc[2]
-                    b = np.maximum(q_draw + c_in * (p_sup - p_in), 0.0)
-                    u_i = 2.0 * b / (inlet_k + np.sqrt(inlet_k2 + 4.0 * c_in * b))
-                    p_in_new = p_sup - u_i * u_i
-                    if p_in_new.min() < p_v:
-                        cols = np.flatnonzero(p_in_new < p_v)
-                        avail = inlet_k[cols] * sq_sup_v + c_in * (p_in[cols] - p_v)
-                        scale = np.minimum(np.maximum(avail / np.maximum(q_draw[cols], 1e-300), 0.0), 1.0)
-                        q_suc_c = q_suc[:, cols]
-                        short = q_suc_c * (1.0 - scale)
-                        q_suc[:, cols] = q_suc_c * scale
-                        vap[:, cols] += short * dt
-                        pc[:, cols] = np.where(short > 0.0, p_v, pc[:, cols])
-                        vap_any = vap_any or bool((short > 0.0).any())
-                        q_draw[cols] = avail
-                        u_i[cols] = sq_sup_v
-                        p_in_new[cols] = p_v
-                    p_in = p_in_new
+                    # Discharge: fixed point through the inverse outlet valve characteristic.
+                    idd = np.flatnonzero(dis)
+                    if idd.size:
+                        v_d, w_d = volf[idd], wf[idd]
+                        po = p_out[idd % n]
+                        pd = po + crack
+                        for _it in range(_DISCHARGE_ITER):
+                            qd = (w_d - v_d * inv_gv(pd)) * inv_dt
+                            if has_leak:
+                                qd -= leak(pd, lkf[idd])
+                            pd = po + self.valve_dp(np.maximum(qd, 0.0))
+                        pcf[idd] = pd
+
+                    # Suction: bracketed Newton.
+                    idx = np.flatnonzero(suc)
+                    if idx.size:
+                        v_s, w_s, kv_s = volf[idx], wf[idx], ikvf[idx]
+                        lk_s = lkf[idx] if has_leak else None
+                        lo = np.full(idx.size, _P_FLOOR)
+                        hi = np.full(idx.size, p_a)
+                        ps = np.minimum(np.maximum(pc.ravel()[idx], _P_FLOOR), p_a)
+                        for _it in range(_SUCTION_ITER):
+                            dp = P_ATM - ps
+                            sq = np.sqrt(dp)
+                            fr = (dp - crack) * inv_span
+                            ramp_on = fr < 1.0
+                            fr = np.minimum(np.maximum(fr, 0.0), 1.0)
+                            g = 1.0 / (c0 - ck * ps + ap0 / ps)
+                            dg = g * g * (ck + ap0 / (ps * ps))  # d(content per volume)/dp
+                            res = kv_s * fr * sq - (v_s * g - w_s) * inv_dt
+                            der = kv_s * (ramp_on * sq * inv_span + fr / (2.0 * sq)) + v_s * dg * inv_dt
+                            if lk_s is not None:
+                                dl = ps - P_ATM
+                                den = np.sqrt(np.abs(dl) + _LEAK_LAMINAR_PA)
+                                res -= lk_s * dl / den
+                                der += lk_s * (np.abs(dl) + 2.0 * _LEAK_LAMINAR_PA) / (2.0 * den**3)
+                            # res falls with p: positive means the root lies above.
+                            pos = res > 0.0
+                            lo = np.where(pos, ps, lo)
+                            hi = np.where(pos, hi, ps)
+                            nxt = ps + res / der
+                            # >=: a converged step (nxt == ps == lo) must not fall back to bisection.
+                            ok = (nxt >= lo) & (nxt <= hi)
+                            ps = np.where(ok, nxt, 0.5 * (lo + hi))
+                        pcf[idx] = ps
+                    pc = pcf.reshape(vol.shape)
+
+                    # Flows from the balance: content is conserved exactly whatever the iteration residual.
+                    w_new = vol * inv_gv(pc)
+                    ql = leak(pc, lk) if has_leak else 0.0 * pc
+                    net = (w_cyl - w_new) * inv_dt - ql  # = Q_out - Q_in
+                    q_dis = np.where(dis, np.maximum(net, 0.0), 0.0)
+                    q_suc = np.where(suc, np.maximum(-net, 0.0), 0.0)
+                    # With both valves closed, any remainder (the leak linearisation) is leak.
+                    ql = ql + np.where(dis | suc, 0.0, net)
+                    w_cyl = w_cyl + dt * (q_suc - q_dis - ql)
 
                     omega_c_safe = np.maximum(omega_c, 1e-6)
                     tq = (pc - P_ATM) * qp
                     torque = (tq[0] + tq[1] + tq[2]) / omega_c_safe
                     torque_b = bear_c * omega_c + coul
 
-                    # Discharge manifold, implicit Euler; relief valve linearised about the old pressure.
+                    # Outlet manifold, implicit Euler against pipe + orifice into the back-pressure.
                     q_del = q_dis[0] + q_dis[1] + q_dis[2]
-                    dp_out = p_out - P_ATM
-                    if dp_out.max() > relief_crack:
-                        q_r0, g_r = self._relief(dp_out)
-                        cc = c_out + g_r
-                        b = np.maximum(q_del - q_r0 + cc * dp_out, 0.0)
-                        u_o = 2.0 * b / (load_k + np.sqrt(load_k2 + 4.0 * cc * b))
-                        p_out_new = P_ATM + u_o * u_o
-                        q_rel = np.maximum(q_r0 + g_r * (p_out_new - p_out), 0.0)
-                        p_out = p_out_new
-                    else:
-                        b = np.maximum(q_del + c_out * dp_out, 0.0)
-                        u_o = 2.0 * b / (load_k + np.sqrt(load_k2 + c_out4 * b))
-                        p_out = P_ATM + u_o * u_o
-                        q_rel = zeros
+                    w_target = w_out + dt * q_del
+                    po = p_out
+                    for _it in range(_MANIFOLD_ITER):
+                        gm = 1.0 / (c0 - ck * po + ap0 / po)
+                        ql_m, dl_m = self.load_flow(po - p_back)
+                        res_m = v_m * gm + dt * ql_m - w_target
+                        der_m = v_m * gm * gm * (ck + ap0 / (po * po)) + dt * dl_m
+                        po = po - res_m / der_m
+                    p_out = po
+                    w_new_m = v_m * inv_gv(p_out)
+                    q_load = (w_target - w_new_m) * inv_dt
+                    w_out = w_new_m
 
-                    # Motor: PI speed loop with conditional integration, exact RL current, explicit speed.
-                    # Set-point ramp and current limit as a drive has them (no step torque on changes).
+                    # Drive: PI on motor speed -> PWM duty (conditional integration), exact RL current,
+                    # semi-implicit speed. The supply delivers duty x armature current.
                     if ramping:
                         dw = wref - wset
                         wset = np.where(np.abs(dw) <= ramp, wref, wset + np.sign(dw) * ramp)
                         ramping = not np.array_equal(wset, wref)
                     err = wset - om
-                    volts = kp * err + ki * integ
-                    emf = km * om
-                    v_sat = np.minimum(np.maximum(volts, emf - r_imax), emf + r_imax)
-                    v_sat = np.minimum(np.maximum(v_sat, -vmax), vmax)
-                    integ = integ + err * dt * (volts == v_sat)
-                    i_ss = (v_sat - emf) * inv_res
+                    duty_raw = kp * err + ki * integ
+                    duty = np.minimum(np.maximum(duty_raw, 0.0), 1.0)
+                    integ = integ + err * dt * (duty_raw == duty)
+                    i_ss = (duty * vs - km * om) * inv_res
                     cur = i_ss + (cur - i_ss) * decay
                     om = om + dt_j * (km * cur - (torque + torque_b) * inv_g - bm * om)
 
                     if record:
                         a_p[k] += p_out  # type: ignore[index]
-                        a_q[k] += q_del  # type: ignore[index]
+                        a_q[k] += q_del / inv_gv(p_out)  # type: ignore[index]
                         a_w[k] += om  # type: ignore[index]
-                        a_i[k] += cur  # type: ignore[index]
+                        a_i[k] += duty * cur  # type: ignore[index]
                         a_t[k] += torque  # type: ignore[index]
                     if truth:
-                        ql = qp - q_dis + q_suc
-                        acc["p_in"][k] += p_in
                         np.minimum(acc["p_cyl_min"][k], pc.min(axis=0), out=acc["p_cyl_min"][k])
                         np.maximum(acc["p_cyl_max"][k], pc.max(axis=0), out=acc["p_cyl_max"][k])
-                        acc["vapour"][k] += vap.sum(axis=0)
-                        acc["q_in"][k] += q_draw
+                        acc["q_del"][k] += q_del
+                        acc["q_in"][k] += q_suc.sum(axis=0)
                         acc["q_leak"][k] += ql.sum(axis=0)
-                        acc["q_load"][k] += load_k * u_o
-                        acc["q_relief"][k] += q_rel
-                        acc["q_supply"][k] += inlet_k * u_i
+                        acc["q_load"][k] += q_load
+                        acc["q_in_cyl0"][k] += q_suc[0]
+                        acc["q_out_cyl0"][k] += q_dis[0]
+                        acc["q_leak_cyl0"][k] += ql[0]
+                        acc["p_cyl0"][k] += pc[0]
                         acc["torque_bearing"][k] += torque_b
+                        acc["current_armature"][k] += cur
+                        acc["duty"][k] += duty
+                        acc["power_shaft"][k] += (torque + torque_b) * omega_c
+                        acc["power_hydraulic"][k] += (p_out - P_ATM) * q_del
+                        valves = q_dis * (pc - p_out) + q_suc * (P_ATM - pc)
+                        acc["power_valves"][k] += valves.sum(axis=0)
+                        acc["power_leak"][k] += (ql * (pc - P_ATM)).sum(axis=0)
                 # Renormalise once per sample (not per step) so chunking cannot change the arithmetic.
                 norm = 1.0 / np.sqrt(ct * ct + st * st)
                 ct = ct * norm
@@ -447,10 +538,10 @@ class PumpEngine:
             current=cur,
             integ=integ,
             omega_set=wset,
-            p_in=p_in,
             p_out=p_out,
+            w_out=w_out,
             x=x,
-            vapour=vap,
+            fluid=w_cyl,
             p_cyl=pc,
         )
         self._check(out)
@@ -463,7 +554,7 @@ class PumpEngine:
         bad = ~np.isfinite(s.p_out) | ~np.isfinite(s.omega_m) | ~np.isfinite(s.current)
         if "p_out" in acc:
             bad |= ~np.isfinite(acc["p_out"]).all(axis=0)
-        bad |= s.p_out > _MAX_PRESSURE_PA
+        bad |= (s.p_out > _MAX_PRESSURE_PA) | (s.p_out <= 0.0)
         bad |= ~np.isfinite(s.p_cyl).all(axis=0) | (s.omega_m < 0.0)
         for j in np.flatnonzero(bad & ~self.failed):
             self.fail_reason[j] = (

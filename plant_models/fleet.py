@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plant_models.engine import EngineState, PumpEngine
-from plant_models.params import PumpParams
+from plant_models.params import PumpParams, default_params
 from plant_models.runner import MAX_STEP_S, _initial_rng, substeps_for
 from plant_models.scenario import Faults, OperatingPoint, Scenario, SensorConfig
 from plant_models.sensors import SensorModel, measure_batch
@@ -98,7 +98,7 @@ class LiveFleet:
                 f"ops and faults need one entry per seed ({n}), got {len(ops)} and {len(faults)}"
             )
         self.sensors = sensors or SensorConfig()
-        self.params = params or PumpParams()
+        self.params = params or default_params()
         for i, (seed, f, o) in enumerate(zip(seeds, faults, ops, strict=True)):
             try:  # the checks LiveSimulator makes, naming the asset
                 Scenario(faults=f, op=o, seed=seed, sensors=self.sensors, warmup_s=warmup_s)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plant_models.engine import EngineState, PumpEngine
-from plant_models.params import PumpParams
+from plant_models.params import PumpParams, default_params
 from plant_models.scenario import Faults, OperatingPoint, Scenario, SensorConfig
 from plant_models.sensors import SensorModel, measure_batch
 
@@ -138,7 +138,7 @@ def simulate_batch(
     Results are in input order. ``truth=True`` also returns the physical per-sample means (see
     :meth:`PumpEngine.advance`) in ``RunResult.truth``.
     """
-    params = params or PumpParams()
+    params = params or default_params()
     substeps_for(1000.0, max_step_s)  # bad solver settings fail loudly, not per scenario
     if batch_size < 1 or workers < 1:
         raise ValueError(f"batch_size={batch_size} and workers={workers} must be in [1, inf)")
@@ -185,7 +185,7 @@ def simulate(
         The solver diverged.
     """
     scenario.validate()
-    res = _run_group([scenario], params or PumpParams(), False, max_step_s)[0]
+    res = _run_group([scenario], params or default_params(), False, max_step_s)[0]
     if res.signals is None:
         raise RuntimeError(res.error)
     return res.signals
@@ -196,7 +196,7 @@ def simulate_truth(
 ) -> RunResult:
     """Like :func:`simulate` but also returns the physical ground truth (``RunResult.truth``)."""
     scenario.validate()
-    return _run_group([scenario], params or PumpParams(), True, max_step_s)[0]
+    return _run_group([scenario], params or default_params(), True, max_step_s)[0]
 
 
 class LiveSimulator:
@@ -236,7 +236,7 @@ class LiveSimulator:
         self.op = op or OperatingPoint()
         self.faults = faults or Faults()
         self.sensors = sensors or SensorConfig()
-        self.params = params or PumpParams()
+        self.params = params or default_params()
         Scenario(faults=self.faults, op=self.op, seed=seed, sensors=self.sensors, warmup_s=warmup_s)
         self.seed = seed
         self._sub = substeps_for(self.sensors.fs, max_step_s)

@@ -21,11 +21,37 @@ OPTIONAL_SIGNALS: tuple[str, ...] = ("vibration",)
 """Signals only produced when enabled in :class:`SensorConfig` (vibration: m/s^2)."""
 
 LEAK_MAX = 0.036
-"""Largest seal leak area, as a fraction of the check valve max area."""
-INLET_HEALTHY = 0.8
-"""Healthy inlet area factor."""
+"""Largest seal leak area (severity 1), as a fraction of the check valve max area."""
+INLET_HEALTHY = 1.0
+"""Healthy inlet check valve area factor."""
 INLET_MIN = 0.53
-"""Most blocked inlet area factor."""
+"""Inlet check valve area factor at severity 1 (the accuracy study's most blocked level)."""
+INLET_FLOOR = 0.3
+"""Smallest accepted inlet area factor (the fault-sweep study's most blocked level)."""
+INLET_STUDY_MILDEST = 0.8
+"""The accuracy study's mildest blocked-inlet level; factors from 1 down to it are the reference's
+"nominal variants" (its fault-sweep study), reached here at severity ``INLET_STUDY_SEVERITY``."""
+INLET_STUDY_SEVERITY = 0.1
+"""Severity of the accuracy study's mildest level: severities 0.1, 0.2, ..., 1.0 reproduce its ten levels."""
+
+
+def inlet_factor(severity: float) -> float:
+    """Inlet area factor of a blocked-inlet severity in [0, 1]: piecewise linear, 1 -> 0.8 over [0, 0.1]
+    (the reference's nominal variants), 0.8 -> 0.53 over [0.1, 1] (its accuracy study's ten levels)."""
+    if severity <= INLET_STUDY_SEVERITY:
+        return INLET_HEALTHY - severity / INLET_STUDY_SEVERITY * (INLET_HEALTHY - INLET_STUDY_MILDEST)
+    frac = (severity - INLET_STUDY_SEVERITY) / (1.0 - INLET_STUDY_SEVERITY)
+    return INLET_STUDY_MILDEST - frac * (INLET_STUDY_MILDEST - INLET_MIN)
+
+
+def inlet_severity(factor: float) -> float:
+    """Inverse of :func:`inlet_factor` (factors below 0.53 give severities above 1)."""
+    if factor >= INLET_STUDY_MILDEST:
+        return (INLET_HEALTHY - factor) / (INLET_HEALTHY - INLET_STUDY_MILDEST) * INLET_STUDY_SEVERITY
+    frac = (INLET_STUDY_MILDEST - factor) / (INLET_STUDY_MILDEST - INLET_MIN)
+    return INLET_STUDY_SEVERITY + frac * (1.0 - INLET_STUDY_SEVERITY)
+
+
 BEARING_MAX = 6.0e-4
 """Largest extra crank bearing friction, N*m/(deg/s)."""
 
@@ -42,13 +68,20 @@ class Faults:
     Attributes
     ----------
     leak : float
-        Extra seal leak area of one cylinder as a fraction of the check valve max area, 0..0.036.
+        Seal leak area of one cylinder to the crankcase as a fraction of the check valve max area, 0..0.036.
     leak_cylinder : int
-        Which cylinder leaks, 0..2.
+        Which cylinder leaks, 0..2 (0 is the reference's cylinder 1).
     inlet_area_factor : float
-        Inlet line area factor, 0.8 healthy down to 0.53 (blocked strainer / suction port).
+        Max open area factor of one cylinder's inlet check valve: 1 healthy, 0.53 at severity 1, accepted
+        down to 0.3 (the fault-sweep study's range).
+    inlet_cylinder : int
+        Which cylinder's inlet valve is blocked, 0..2 (0 is the reference's cylinder 1).
     bearing_friction : float
         Extra crank bearing viscous friction, N*m/(deg/s), 0..6e-4 (healthy damping is 1e-4).
+    broken_winding : float
+        Broken motor winding, 0..1: the fraction of one of the armature's two parallel paths that is open,
+        so the armature resistance is ``R / (1 - broken_winding / 2)`` (doubled at 1). Off in the reference
+        studies, so not one of ``FAULTS`` (no label).
     drift_signal : str or None
         Sensor whose reading drifts linearly (one of ``SIGNALS``); not a label in ``FAULTS``.
     drift_rate : float
@@ -60,17 +93,21 @@ class Faults:
     leak: float = 0.0
     leak_cylinder: int = 0
     inlet_area_factor: float = INLET_HEALTHY
+    inlet_cylinder: int = 0
     bearing_friction: float = 0.0
+    broken_winding: float = 0.0
     drift_signal: str | None = None
     drift_rate: float = 0.0
     stuck_signal: str | None = None
 
     def __post_init__(self) -> None:
         check_range("leak", self.leak, 0.0, LEAK_MAX, unit="(fraction of valve max area)")
-        if self.leak_cylinder not in (0, 1, 2):
-            raise ValueError(f"leak_cylinder={self.leak_cylinder!r} is outside its valid range {{0, 1, 2}}")
-        check_range("inlet_area_factor", self.inlet_area_factor, INLET_MIN, INLET_HEALTHY)
+        for name in ("leak_cylinder", "inlet_cylinder"):
+            if getattr(self, name) not in (0, 1, 2):
+                raise ValueError(f"{name}={getattr(self, name)!r} is outside its valid range {{0, 1, 2}}")
+        check_range("inlet_area_factor", self.inlet_area_factor, INLET_FLOOR, INLET_HEALTHY)
         check_range("bearing_friction", self.bearing_friction, 0.0, BEARING_MAX, unit="N*m/(deg/s)")
+        check_range("broken_winding", self.broken_winding, 0.0, 1.0)
         for name in ("drift_signal", "stuck_signal"):
             value = getattr(self, name)
             if value is not None and value not in SIGNALS + OPTIONAL_SIGNALS:
@@ -84,16 +121,31 @@ class Faults:
 
     @classmethod
     def from_severity(
-        cls, leak: float = 0.0, blocked_inlet: float = 0.0, bearing: float = 0.0, leak_cylinder: int = 0
+        cls,
+        leak: float = 0.0,
+        blocked_inlet: float = 0.0,
+        bearing: float = 0.0,
+        leak_cylinder: int = 0,
+        *,
+        winding: float = 0.0,
     ) -> Faults:
-        """Map severities in [0, 1] (0 = healthy, 1 = worst of the reference range) to parameters."""
+        """Map severities in [0, 1] (0 = healthy, 1 = worst of the accuracy study's range) to parameters.
+
+        Leak area 0..0.036 of the valve max area and bearing friction 0..6e-4 N*m/(deg/s), linear in
+        severity; inlet area factor 1 -> 0.53 by :func:`inlet_factor`, so the sweeps' severities 0.1..1.0
+        are the accuracy study's ten levels 0.8..0.53 for all three faults; ``winding`` is
+        ``broken_winding`` itself (another blocked cylinder: ``dataclasses.replace(f, inlet_cylinder=k)``;
+        not a keyword here, so ``**{fault: severity}`` calls stay well typed). Severities below ~0.1 fall
+        in the reference's nominal variants for all three (leak < 0.003, factor > 0.8, friction < 5e-5).
+        """
         for name, sev in (("leak", leak), ("blocked_inlet", blocked_inlet), ("bearing", bearing)):
             check_range(f"severity of {name}", sev, 0.0, 1.0)
         return cls(
             leak=leak * LEAK_MAX,
             leak_cylinder=leak_cylinder,
-            inlet_area_factor=INLET_HEALTHY - blocked_inlet * (INLET_HEALTHY - INLET_MIN),
+            inlet_area_factor=inlet_factor(blocked_inlet),
             bearing_friction=bearing * BEARING_MAX,
+            broken_winding=winding,
         )
 
     def severities(self) -> np.ndarray:
@@ -101,13 +153,13 @@ class Faults:
         return np.array(
             [
                 self.leak / LEAK_MAX,
-                (INLET_HEALTHY - self.inlet_area_factor) / (INLET_HEALTHY - INLET_MIN),
+                inlet_severity(self.inlet_area_factor),
                 self.bearing_friction / BEARING_MAX,
             ]
         )
 
     def labels(self) -> np.ndarray:
-        """0/1 per ``FAULTS`` (sensor faults are not labelled here)."""
+        """0/1 per ``FAULTS`` (sensor faults and the broken winding are not labelled here)."""
         return (self.severities() > 0.0).astype(np.int64)
 
     def active(self) -> tuple[str, ...]:
@@ -122,18 +174,23 @@ class OperatingPoint:
     Attributes
     ----------
     speed_rpm : float
-        Crank speed set-point (rpm), (0, 1500]; the motor turns ``gear_ratio`` times faster.
+        Nominal crank speed (rpm), (0, 1500]; the drive's set-point is ``PumpParams.setpoint_ratio`` times
+        it (the reference sets 958 x 1.0731) and the nearly proportional speed loop droops back to about
+        it at the nominal load. The motor turns ``gear_ratio`` times faster.
     load_area_factor : float
-        Outlet load orifice area relative to nominal, [0.2, 5]; 1.0 gives about 7 bar gauge.
+        Load orifice area relative to its 2e-4 m^2, [0.2, 5].
+    back_pressure_bar : float
+        System back-pressure the load orifice discharges into (bar gauge), [0, 30]; 7 in the reference.
     """
 
     speed_rpm: float = 958.0
     load_area_factor: float = 1.0
+    back_pressure_bar: float = 7.0
 
     def __post_init__(self) -> None:
-        # Zero speed with an open load orifice would demand flow the pump cannot give.
         check_range("speed_rpm", self.speed_rpm, 0.0, 1500.0, lo_open=True, unit="crank rpm")
         check_range("load_area_factor", self.load_area_factor, 0.2, 5.0)
+        check_range("back_pressure_bar", self.back_pressure_bar, 0.0, 30.0, unit="bar gauge")
 
 
 @dataclass(frozen=True)
@@ -228,8 +285,9 @@ class Scenario:
             return self.name
         f, o = self.faults, self.op
         return (
-            f"leak{f.leak:.4f}c{f.leak_cylinder}_inlet{f.inlet_area_factor:.3f}_bear{f.bearing_friction:.2e}"
-            f"_rpm{o.speed_rpm:g}_load{o.load_area_factor:g}_seed{self.seed}"
+            f"leak{f.leak:.4f}c{f.leak_cylinder}_inlet{f.inlet_area_factor:.3f}c{f.inlet_cylinder}"
+            f"_bear{f.bearing_friction:.2e}_wind{f.broken_winding:g}"
+            f"_rpm{o.speed_rpm:g}_load{o.load_area_factor:g}_back{o.back_pressure_bar:g}_seed{self.seed}"
         )
 
     def labels(self) -> np.ndarray:
@@ -274,8 +332,9 @@ def sweep(
         for sev in sev_list if fset else [0.0]:
             cyls = leak_cylinders if "leak" in fset else (0,)
             for cyl in cyls:
+                sev_of = {k: (sev if k in fset else 0.0) for k in FAULTS}
                 faults = Faults.from_severity(
-                    **{k: (sev if k in fset else 0.0) for k in FAULTS}, leak_cylinder=cyl
+                    sev_of["leak"], sev_of["blocked_inlet"], sev_of["bearing"], leak_cylinder=cyl
                 )
                 for i, op in enumerate(ops):
                     for seed in seed_list:

@@ -11,7 +11,7 @@ import pytest
 from fedtwin import live
 from fedtwin.errors import FedtwinError
 from fedtwin.settings import Settings
-from plant_models import INLET_HEALTHY, INLET_MIN, LEAK_MAX, Faults, OperatingPoint
+from plant_models import LEAK_MAX, Faults, OperatingPoint
 
 # Nothing listens on port 1: a check that reached Redis would fail with "cannot write plant control".
 NO_REDIS = Settings(redis_url="redis://127.0.0.1:1/0")
@@ -40,10 +40,11 @@ def test_conditions_from_control_clips_severities_and_maps_them_to_fault_paramet
         {"leak": 1.7, "bearing": -0.2, "blocked_inlet": 0.5, "speed_rpm": 900.0, "rev": 4.0}
     )
     assert cond.severities == {"leak": 1.0, "blocked_inlet": 0.5, "bearing": 0.0}
-    # Clipped severities go through the plant's own mapping: leak 1 is LEAK_MAX, the inlet half way.
+    # Clipped severities go through the plant's own mapping: leak 1 is LEAK_MAX; the inlet's 0.1..1 spans the
+    # accuracy study's 0.8..0.53, so 0.5 is 0.8 - (0.5 - 0.1) / 0.9 * 0.27 = 0.68.
     assert cond.faults == Faults.from_severity(leak=1.0, blocked_inlet=0.5, bearing=0.0)
     assert cond.faults.leak == LEAK_MAX
-    assert cond.faults.inlet_area_factor == pytest.approx((INLET_HEALTHY + INLET_MIN) / 2)
+    assert cond.faults.inlet_area_factor == pytest.approx(0.68)
     assert cond.op == OperatingPoint(speed_rpm=900.0, load_area_factor=1.0)
     assert cond.op_fields == {"speed_rpm": 900.0}
     assert live.conditions_from_control({}).faults == Faults()  # an empty hash is a healthy nominal pump

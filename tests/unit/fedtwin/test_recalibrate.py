@@ -21,7 +21,7 @@ def test_recovers_operating_point(speed_rpm: float, load: float) -> None:
     assert estimate.motor_speed_rpm == pytest.approx(2.0 * speed_rpm, rel=0.01)
     assert estimate.speed_rpm == pytest.approx(speed_rpm, rel=0.01)
     assert estimate.flow_lpm == pytest.approx(PumpParams().theoretical_flow_lpm(speed_rpm), rel=0.05)
-    assert not estimate.relief_limited and estimate.confidence > 0.9
+    assert not estimate.load_limited and estimate.confidence > 0.9
     op = to_operating_point(estimate)
     assert op.speed_rpm == pytest.approx(speed_rpm, rel=0.01)
     assert op.load_area_factor == pytest.approx(load, rel=0.03)
@@ -36,12 +36,12 @@ def test_windowed_input_matches_stream() -> None:
     assert estimate.speed_rpm == pytest.approx(958.0, rel=0.01)
 
 
-def test_relief_valve_makes_load_an_upper_bound() -> None:
-    estimate = estimate_operating_point(healthy_signals(958.0, 0.5, seconds=2.0), fs=1000.0, window_s=0.5)
-    assert estimate.relief_limited and estimate.confidence == 0.0
-    assert estimate.load_area_factor > 0.5
-    assert "relief" in estimate.notes[0]
-    assert to_operating_point(estimate).load_area_factor == pytest.approx(estimate.load_area_factor)
+def test_large_orifice_makes_load_a_lower_bound() -> None:
+    # At 5x the orifice area its drop is ~4 mbar: the 7 bar back-pressure and the pipe hide the load.
+    estimate = estimate_operating_point(healthy_signals(958.0, 5.0, seconds=2.0), fs=1000.0, window_s=0.5)
+    assert estimate.load_limited and estimate.confidence == 0.0
+    assert "lower bound" in estimate.notes[0]
+    assert to_operating_point(estimate).load_area_factor == pytest.approx(min(estimate.load_area_factor, 5.0))
 
 
 def test_bad_input_raises() -> None:

@@ -85,7 +85,9 @@ def test_live_changes_between_chunks_are_continuous() -> None:
     assert abs(after["pressure"][0] - ref["pressure"][0]) < 1.0
     assert abs(after["speed"][0] - ref["speed"][0]) < 1.0
     assert abs(after["speed"][0] - before["speed"][-1]) < 5.0
-    assert after["speed"][-500:].mean() == pytest.approx(1600.0, abs=3.0)  # new set-point reached
+    # New speed reached, less the proportional loop's extra droop under the worn bearing (~0.4 %).
+    assert after["speed"][-500:].mean() == pytest.approx(1600.0, rel=0.01)
+    assert after["speed"][-500:].mean() < ref["speed"][-500:].mean() * 800.0 / 958.0
 
 
 def test_sensor_faults_drift_and_stuck() -> None:
@@ -102,16 +104,19 @@ def test_sensor_faults_drift_and_stuck() -> None:
 
 
 def test_live_sensor_fault_appears_mid_run_and_is_chunk_invariant() -> None:
-    def run(chunks: list[float]) -> np.ndarray:
+    def run(chunks: list[float], rate: float = 1.0) -> np.ndarray:
         live = LiveSimulator(seed=9)
         out = [live.step(0.2)]
-        live.set_faults(Faults(drift_signal="current", drift_rate=1.0))
+        live.set_faults(Faults(drift_signal="current", drift_rate=rate))
         out += [live.step(d) for d in chunks]
         return np.concatenate([o["current"] for o in out])
 
     a, b = run([0.3]), run([0.1, 0.05, 0.15])
     assert np.array_equal(a, b)
-    assert a[-1] - a[199] == pytest.approx(0.3, abs=0.15)
+    # Against the same run without drift (same noise): 1 A/s for 0.3 s, up to quantisation.
+    offset = a - run([0.3], rate=0.0)
+    assert np.all(offset[:200] == 0.0)
+    assert offset[-1] == pytest.approx(0.3, abs=0.002)
 
 
 @pytest.mark.parametrize(
@@ -119,14 +124,23 @@ def test_live_sensor_fault_appears_mid_run_and_is_chunk_invariant() -> None:
     [
         (lambda: Faults(leak=0.05), "leak", "[0, 0.036]"),
         (lambda: Faults(leak=-0.01), "leak", "[0, 0.036]"),
-        (lambda: Faults(inlet_area_factor=0.4), "inlet_area_factor", "[0.53, 0.8]"),
+        (lambda: Faults(inlet_area_factor=0.2), "inlet_area_factor", "[0.3, 1]"),
+        (lambda: Faults(inlet_area_factor=1.2), "inlet_area_factor", "[0.3, 1]"),
+        (lambda: Faults(inlet_area_factor=float("nan")), "inlet_area_factor", "[0.3, 1]"),
+        (lambda: Faults(inlet_cylinder=-1), "inlet_cylinder", "{0, 1, 2}"),
+        (lambda: Faults(broken_winding=1.5), "broken_winding", "[0, 1]"),
         (lambda: Faults(bearing_friction=1e-3), "bearing_friction", "[0, 0.0006]"),
         (lambda: Faults(leak_cylinder=3), "leak_cylinder", "{0, 1, 2}"),
         (lambda: Faults.from_severity(leak=1.5), "severity of leak", "[0, 1]"),
         (lambda: OperatingPoint(speed_rpm=0.0), "speed_rpm", "(0, 1500]"),
         (lambda: OperatingPoint(load_area_factor=-1.0), "load_area_factor", "[0.2, 5]"),
+        (lambda: OperatingPoint(back_pressure_bar=-1.0), "back_pressure_bar", "[0, 30]"),
         (lambda: PumpParams(valve_max_area_m2=-1e-4), "valve_max_area_m2", "(0, inf]"),
-        (lambda: PumpParams(relief_open_pa=1e5), "relief_open_pa", "(1.2e+06, inf]"),
+        (lambda: PumpParams(load_area_m2=0.0), "load_area_m2", "(0, inf]"),
+        (lambda: PumpParams(seal_leak_area_m2=-1e-6), "seal_leak_area_m2", "[0, inf]"),
+        (lambda: PumpParams(air_fraction=0.5), "air_fraction", "[0, 0.1]"),
+        (lambda: PumpParams(dead_volume_m3=float("nan")), "dead_volume_m3", "(0, inf]"),
+        (lambda: PumpParams(valve_open_pa=0.2e5), "valve_open_pa", "(30000, inf]"),
         (lambda: SensorConfig(fs=10.0), "fs", "[100, 20000]"),
         (lambda: Scenario(duration_s=0.0), "duration_s", "(0, 3600]"),
         (lambda: LiveSimulator().step(0.0), "duration_s", "[1/fs, inf)"),
@@ -178,6 +192,25 @@ def test_sweep_design_and_labels() -> None:
     )
     np.testing.assert_allclose(worst.faults.severities(), [1.0, 1.0, 1.0])
     assert worst.faults.inlet_area_factor == pytest.approx(0.53)
+    assert Faults.from_severity(blocked_inlet=0.0).inlet_area_factor == 1.0  # healthy valve: full area
+
+
+@pytest.mark.parametrize(
+    ("severity", "leak", "factor", "bearing"),
+    [
+        (0.0, 0.0, 1.0, 0.0),
+        (0.05, 0.0018, 0.9, 3e-5),  # inside the reference's nominal variants for all three
+        (0.1, 0.0036, 0.8, 6e-5),  # the accuracy study's mildest level
+        (0.55, 0.0198, 0.665, 3.3e-4),
+        (1.0, 0.036, 0.53, 6e-4),
+    ],
+)
+def test_severity_maps_onto_the_reference_ranges(
+    severity: float, leak: float, factor: float, bearing: float
+) -> None:
+    f = Faults.from_severity(severity, severity, severity)
+    assert (f.leak, f.inlet_area_factor, f.bearing_friction) == pytest.approx((leak, factor, bearing))
+    np.testing.assert_allclose(f.severities(), [severity] * 3, atol=1e-12)
     assert sweep(severities=[0.5], seeds=[3]) == sweep(severities=[0.5], seeds=[3])  # reproducible design
 
 
