@@ -20,9 +20,11 @@ stack_app = typer.Typer(
     no_args_is_help=True, help="Embedded services: Kafka (Tansu), Redis, MLflow, Prefect."
 )
 plant_app = typer.Typer(no_args_is_help=True, help="The triplex pump plant model.")
+model_app = typer.Typer(no_args_is_help=True, help="The served model: status, publish, rollback.")
 app.add_typer(config_app, name="config")
 app.add_typer(stack_app, name="stack")
 app.add_typer(plant_app, name="plant")
+app.add_typer(model_app, name="model")
 
 
 def _settings() -> Settings:
@@ -149,6 +151,41 @@ def train(
     )
     if result.get("mlflow_run_url"):
         typer.echo(f"MLflow runs of this training: {result['mlflow_run_url']}")
+
+
+@model_app.command("status")
+def model_status() -> None:
+    """MLflow's champion, what Redis serves, and whether they agree (exit 1 when they do not)."""
+    from fedtwin.serving import model_status as read_status
+
+    status = read_status(_settings())
+    for line in status.lines():
+        typer.echo(line)
+    if not status.agree:
+        raise typer.Exit(code=1)
+
+
+@model_app.command("publish")
+def model_publish(
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Registry version (default: the champion)")
+    ] = None,
+) -> None:
+    """Re-publish a registered version (default: MLflow's champion) to Redis, signed; scorers hot-swap."""
+    from fedtwin.serving import publish
+
+    served = publish(_settings(), version)
+    typer.echo(f"Redis now serves version {served}")
+
+
+@model_app.command("rollback")
+def model_rollback(
+    to: Annotated[int, typer.Option("--to", min=1, help="Stored Redis version to serve again")],
+) -> None:
+    """Serve an older stored version (a pointer signed as an explicit rollback, which scorers accept)."""
+    from fedtwin.serving import rollback
+
+    typer.echo(f"Redis now serves version {rollback(_settings(), to)} (rollback)")
 
 
 @app.command("alerts")

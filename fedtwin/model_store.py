@@ -299,6 +299,37 @@ class ModelStore:
         self.promote(version)
         return version
 
+    def _ref_key(self, version: int) -> str:
+        # Kept at <prefix>reference:<version> (the layout the drift monitor has always read).
+        return f"{self.prefix}reference:{version}"
+
+    def put_reference(self, version: int, X: np.ndarray, feature_names: list[str]) -> str:
+        """Store the healthy feature windows the drift monitor compares version ``version``'s stream with.
+
+        Raises
+        ------
+        ValueError
+            When ``X`` is not a 2-D array with one column per name, or holds a non-finite value.
+        """
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(
+                f"reference of shape {X.shape} does not match {len(feature_names)} feature names"
+            )
+        if not np.isfinite(X).all():
+            raise ValueError("reference windows hold non-finite values")
+        key = self._ref_key(version)
+        self.client.mset({key: pack_arrays({"X": X}), key + ":features": json.dumps(list(feature_names))})
+        return key
+
+    def load_reference(self, version: int) -> tuple[np.ndarray, list[str]] | None:
+        """The drift reference of ``version`` (windows, feature names), or None when it has none."""
+        key = self._ref_key(version)
+        blob, names = self.client.mget(key, key + ":features")
+        if blob is None or names is None:
+            return None
+        return unpack_arrays(blob)["X"], list(json.loads(names))
+
     # ------------------------------------------------------------------ reading
     def pointer(self) -> Pointer | None:
         """The verified serving pointer, or None when nothing was promoted (InvalidModel if it is bad)."""

@@ -63,6 +63,7 @@ from fedtwin.schema import (
     loads,
 )
 from fedtwin.scoring import ActiveModel, BatchResult, FeatureFn, ScoringEngine
+from fedtwin.serving import FIX_NO_MODEL
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -253,8 +254,8 @@ class Scorer:
         self._topics_checked = 0.0
         self._first_msg: float | None = None
         self._assigned_at: float | None = None
-        self.redis_link = ServiceLink("Redis", max_delay_s=max_retry_delay_s)
-        self.kafka_link = ServiceLink("Kafka", max_delay_s=max_retry_delay_s)
+        self.redis_link = ServiceLink("Redis", max_delay_s=max_retry_delay_s, logger=log)
+        self.kafka_link = ServiceLink("Kafka", max_delay_s=max_retry_delay_s, logger=log)
         self.stats = ScorerStats()
 
     # ------------------------------------------------------------------ lifecycle
@@ -300,8 +301,7 @@ class Scorer:
                 self.stats.stopped_by = "stop" if self._stopped() else "no-model"
                 if self.stats.stopped_by == "no-model":
                     raise InvalidModel(
-                        f"no valid model in Redis under {self.settings.redis_prefix!r}: "
-                        "promote one (training flow)"
+                        f"no valid model in Redis under {self.settings.redis_prefix!r}: {FIX_NO_MODEL}"
                     )
                 return self._finish(t_start)
             self._connect()

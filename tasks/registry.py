@@ -195,13 +195,6 @@ def finish_parent_run(
 @task(retries=3, retry_delay_seconds=1, timeout_seconds=60)
 def store_reference(version: int, X: np.ndarray, feature_names: list[str]) -> str:
     """Healthy feature windows the serving model is compared against by the drift monitor."""
-    import json
+    from fedtwin.model_store import ModelStore
 
-    from fedtwin.model_store import pack_arrays
-    from fedtwin.redis_io import redis_client
-
-    settings = get_settings()
-    key = settings.key("reference", str(version))
-    with redis_client(settings) as client:
-        client.mset({key: pack_arrays({"X": X}), key + ":features": json.dumps(feature_names)})
-    return key
+    return ModelStore.from_settings(get_settings()).put_reference(version, X, feature_names)
