@@ -56,7 +56,8 @@ def _series(path: Path, project_id: Any) -> dict[str, list[float | None]]:
         ]
         response = asyncio.run(storage.get_data_series(project_id, filters, None, None))
         for series in response.series:
-            out[f"{panel.title}|{series.params.get('column', series.params.get('value_type'))}"] = series.values
+            label = series.params.get("column", series.params.get("value_type"))
+            out[f"{panel.title}|{label}"] = series.values
     return out
 
 
