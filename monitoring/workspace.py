@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ANY_FAULT",
     "DASHBOARD_TAB",
+    "age_out",
     "alert_flags",
     "alert_rate_snapshot",
     "check_snapshot",
@@ -251,3 +252,23 @@ def without_widgets(model: Any) -> Any:
         for key, result in model.metric_results.items()
     }
     return model.copy(update={"widgets": [], "tests_widgets": [], "metric_results": results})
+
+
+def age_out(workspace: Any, project_id: uuid.UUID, keep_full: int, scan: int = 5) -> int:
+    """Drop the widgets of the project's snapshots older than the newest ``keep_full``; return how many.
+
+    Only the ``scan`` youngest of the aged snapshots are looked at: run after every check, each snapshot is
+    stripped once, when it ages out, so a check reads a handful of files, not the whole history. Needs a
+    local ``Workspace`` (it rewrites the snapshot files in place).
+    """
+    if keep_full < 1:
+        raise ValueError(f"keep_full: expected at least 1, got {keep_full}")
+    # Snapshot ids are UUIDv7, so sorting them sorts by creation time.
+    aged = sorted(workspace.list_runs(project_id))[:-keep_full]
+    stripped = 0
+    for sid in aged[-scan:]:
+        model = workspace.get_run(project_id, sid)
+        if model is not None and (model.widgets or model.tests_widgets):
+            workspace.state.write_snapshot(project_id, sid, without_widgets(model))
+            stripped += 1
+    return stripped

@@ -147,7 +147,7 @@ def record_in_workspace(snapshot: Any, fleet: str) -> str | None:
     """
     from evidently.ui.workspace import Workspace
 
-    from monitoring.workspace import ensure_dashboard, get_or_create_project, without_widgets
+    from monitoring.workspace import age_out, ensure_dashboard, get_or_create_project
 
     log = get_run_logger()
     if snapshot is None:
@@ -158,14 +158,7 @@ def record_in_workspace(snapshot: Any, fleet: str) -> str | None:
     project = get_or_create_project(workspace, fleet)
     added = ensure_dashboard(workspace, project.id)
     ref = workspace.add_run(project.id, snapshot)
-    # Snapshot ids are UUIDv7, so sorting them sorts by creation time.
-    aged = sorted(workspace.list_runs(project.id))[:-KEEP_FULL_SNAPSHOTS]
-    stripped = 0
-    for sid in aged[-5:]:  # the few that just aged out (older ones were stripped by earlier checks)
-        model = workspace.get_run(project.id, sid)
-        if model is not None and model.widgets:
-            workspace.state.write_snapshot(project.id, sid, without_widgets(model))
-            stripped += 1
+    stripped = age_out(workspace, project.id, KEEP_FULL_SNAPSHOTS)
     url = f"{s.evidently_ui_url.rstrip('/')}/projects/{project.id}"
     if stripped:
         _reload_ui(url)

@@ -174,3 +174,23 @@ def test_without_widgets_keeps_every_value_and_drops_the_weight(tmp_path: Path, 
     assert full.widgets  # the original is untouched
     size = len(json.dumps(light.dict(), default=str))
     assert size < len(json.dumps(full.dict(), default=str)) / 10
+
+
+def test_age_out_strips_only_checks_beyond_the_newest_and_the_dashboard_keeps_every_point(
+    tmp_path: Path, feature_result: Any
+) -> None:
+    ws = _workspace(tmp_path)
+    project = mw.get_or_create_project(ws, "north")
+    for i in range(4):
+        alerts = mw.alert_rate_snapshot(_flags([[1, 0]] * i + [[0, 0]] * (4 - i)))
+        snap = mw.check_snapshot(feature_result.report, alerts, timestamp=datetime(2026, 12, 1, 10, i))
+        ws.add_run(project.id, snap)
+    assert mw.age_out(ws, project.id, keep_full=2) == 2
+    assert mw.age_out(ws, project.id, keep_full=2) == 0  # already stripped: nothing rewritten
+    ids = sorted(ws.list_runs(project.id))
+    assert [bool(ws.get_run(project.id, i).widgets) for i in ids] == [False, False, True, True]
+    # The stripped checks still feed the dashboard: 0, 1, 2, 3 of 4 windows flagged.
+    series = _series(tmp_path / "ws", project.id)
+    assert series["Alert rate over time|any_fault"] == pytest.approx([0.0, 0.25, 0.5, 0.75])
+    with pytest.raises(ValueError, match="keep_full"):
+        mw.age_out(ws, project.id, keep_full=0)
