@@ -244,8 +244,8 @@ def check_snapshot(
 def without_widgets(model: Any) -> Any:
     """A copy of a ``SnapshotModel`` with every widget dropped (top level and per metric), values kept.
 
-    A check's snapshot is ~3 MB on disk and ~20 MB in the UI's memory, nearly all plotly widgets; without them
-    it still feeds every dashboard panel, but its report page is empty. Used to age out old checks.
+    A check's snapshot (56 features) is ~3.7 MB on disk and ~18 MB of the UI's memory, nearly all plotly
+    widgets; without them it is ~70 kB and still feeds every dashboard panel, but its report page is empty.
     """
     results = {
         key: result.copy(update={"widget": []}) if getattr(result, "widget", None) else result

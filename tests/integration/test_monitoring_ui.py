@@ -135,7 +135,7 @@ def test_promtool_accepts_the_shipped_and_the_rendered_config_and_the_rules(tmp_
 
 
 @needs_prometheus
-def test_stack_prometheus_scrapes_a_scorer_and_fires_no_model_until_one_is_served(tmp_path: Path) -> None:
+def test_stack_prometheus_scrapes_a_scorer_and_flags_that_it_serves_no_model(tmp_path: Path) -> None:
     from monitoring.metrics import ScorerMetrics
 
     metrics = ScorerMetrics()
