@@ -33,8 +33,10 @@ def drift_monitor_flow(
     reference, ref_id, version = ref
     current, cur_id = read_recent_windows(windows, since_s)
     result = check_drift(reference, current, get_settings().drift_share, version, ref_id, cur_id)
-    # The snapshot (MBs of widgets) goes to the Evidently workspace only, not into other tasks' inputs.
-    dashboard = record_in_workspace(result.pop("snapshot"), fleet)
+    # The snapshot (MBs of widgets) goes to the Evidently workspace only, not into other tasks' inputs. A
+    # broken monitoring UI must not stop the drift event (and so the retrain): its failure is only logged.
+    recorded = record_in_workspace(result.pop("snapshot"), fleet, return_state=True)
+    dashboard = recorded.result() if recorded.is_completed() else None
     log_drift_to_mlflow(result, ref_id, cur_id)
     publish_summary(result, ref_id, cur_id, dashboard)
     feature = result["feature"]
