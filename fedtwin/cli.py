@@ -76,7 +76,7 @@ def stack_status() -> None:
     from fedtwin import stack
 
     for s in stack.status(_settings()):
-        typer.echo(f"{s.name:8s} {s.address:32s} {stack.describe(s)}")
+        typer.echo(f"{s.name:10s} {s.address:32s} {stack.describe(s)}")
 
 
 @stack_app.command("down")

@@ -113,6 +113,16 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Port of the scorer's Prometheus /metrics (unset: not served)"
     )
 
+    # Monitoring UIs (started by `fedtwin stack up`)
+    evidently_workspace: Path = Field(
+        Path(".fedtwin/evidently"),
+        description="Evidently UI workspace: a project per fleet, a snapshot per check",
+    )
+    evidently_ui_url: str = Field("http://127.0.0.1:8085", description="Evidently UI serving the workspace")
+    prometheus_url: str = Field(
+        "http://127.0.0.1:9095", description="Prometheus server scraping the scorer (when installed)"
+    )
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _bootstrap_has_port(cls, v: str) -> str:

@@ -1,4 +1,5 @@
-"""Embedded service stack: reuse what is reachable, else start Tansu, Redis, MLflow and Prefect locally.
+"""Embedded service stack: reuse what is reachable, else start Tansu, Redis, MLflow, Prefect, the Evidently UI
+and (when installed) Prometheus locally.
 
 Each service started here runs as a child process in its own session, with ``<name>.log`` and
 ``<name>.pid`` in the state directory, so ``down`` stops exactly what fedtwin started and nothing else.
@@ -40,7 +41,7 @@ from fedtwin.settings import (
     write_credentials,
 )
 
-SERVICES = ("kafka", "redis", "mlflow", "prefect")
+SERVICES = ("kafka", "redis", "mlflow", "prefect", "evidently", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class _Spec:
     argv: Callable[[], list[str]]
     env: Callable[[], dict[str, str]]
     timeout_s: float
+    #: Why fedtwin cannot start the service here (e.g. its binary is not installed), or None when it can.
+    unavailable: Callable[[], str | None] = lambda: None
 
 
 #: Variables a child service may inherit: locale, paths and TLS trust, never fedtwin's or a service's secrets.
@@ -307,6 +310,28 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def _prometheus_argv(settings: Settings, host: str, port: int) -> list[str]:
+    """Write the effective Prometheus config into the state directory; return the server's command line."""
+    from monitoring.prometheus import default_scorer_target, render_config
+
+    state = settings.state_dir.resolve()
+    target = (
+        f"127.0.0.1:{settings.scorer_metrics_port}"
+        if settings.scorer_metrics_port is not None
+        else default_scorer_target()
+    )
+    config = state / "prometheus.yml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(render_config(target))
+    return [
+        shutil.which("prometheus") or "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={state / 'prometheus-data'}",
+        f"--web.listen-address={host}:{port}",
+        "--storage.tsdb.retention.time=15d",
+    ]
+
+
 def _specs(settings: Settings) -> dict[str, _Spec]:
     state = settings.state_dir.resolve()
     kafka_host, _, kafka_port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
@@ -315,6 +340,8 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
     p = urlparse(settings.prefect_api_url)
     artifacts = settings.artifact_dir.resolve() / "mlflow"
     prefect_home = state / "prefect"
+    e = urlparse(settings.evidently_ui_url)
+    pm = urlparse(settings.prometheus_url)
     py = sys.executable
 
     def kafka_ok() -> bool:
@@ -390,6 +417,42 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
             ],
             lambda: _prefect_env(settings, prefect_home),
             120.0,
+        ),
+        "evidently": _Spec(
+            "evidently",
+            settings.evidently_ui_url,
+            e.hostname or "127.0.0.1",
+            e.port or 8085,
+            lambda: _http_ok(settings.evidently_ui_url.rstrip("/") + "/api/version"),
+            lambda: [
+                py,
+                "-m",
+                "evidently.cli",
+                "ui",
+                "--workspace",
+                str(settings.evidently_workspace.resolve()),
+                "--host",
+                e.hostname or "127.0.0.1",
+                "--port",
+                str(e.port or 8085),
+            ],
+            lambda: {"DO_NOT_TRACK": "1"},  # Evidently's usage telemetry
+            60.0,
+        ),
+        "prometheus": _Spec(
+            "prometheus",
+            settings.prometheus_url,
+            pm.hostname or "127.0.0.1",
+            pm.port or 9095,
+            lambda: _http_ok(settings.prometheus_url.rstrip("/") + "/-/ready"),
+            lambda: _prometheus_argv(settings, pm.hostname or "127.0.0.1", pm.port or 9095),
+            dict,
+            30.0,
+            lambda: (
+                None
+                if shutil.which("prometheus")
+                else "the prometheus binary is not installed (Debian: apt-get install prometheus)"
+            ),
         ),
     }
 
@@ -502,6 +565,10 @@ def up(settings: Settings, only: tuple[str, ...] = SERVICES, echo: Callable[[str
             _record_address(settings, name, protected=_read_pid(state, name) is not None)
         if spec.healthy():
             echo(f"{name}: reusing {spec.address}")
+            continue
+        why_not = spec.unavailable()
+        if why_not:
+            echo(f"{name}: skipped, {why_not}")
             continue
         if spec.host not in ("127.0.0.1", "localhost", "::1"):
             raise ServiceUnavailable(

@@ -100,6 +100,19 @@ class ScorerMetrics:
             thread.join(timeout=2)
             self._server = None
 
+    def series_names(self) -> set[str]:
+        """Every series name ``/metrics`` can show: ``_total`` of counters, ``_bucket`` etc. of histograms."""
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "gauge": ("",),
+        }
+        return {
+            family.name + suffix
+            for family in self.registry.collect()
+            for suffix in suffixes.get(family.type, ("",))
+        }
+
     def value(self, name: str, **labels: str) -> float:
         """Value of a sample, e.g. ``value("fedtwin_scorer_messages_total", outcome="dlq")``; 0 if absent."""
         v = self.registry.get_sample_value(name, labels or None)

@@ -54,6 +54,7 @@ def fedtwin_env(tansu: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
         "FEDTWIN_ARTIFACT_DIR": str(base / "artifacts"),
         "FEDTWIN_STATE_DIR": str(base / "stack"),
         "FEDTWIN_MONITORING_DIR": str(base / "monitoring"),
+        "FEDTWIN_EVIDENTLY_WORKSPACE": str(base / "evidently"),
         "FEDTWIN_SIGNING_KEY": f"test-key-{tag}",
     }
     old = {k: os.environ.get(k) for k in env}
