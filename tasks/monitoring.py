@@ -29,20 +29,17 @@ def _redis() -> Any:
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
 def load_reference() -> tuple[pd.DataFrame, str, int] | str:
     """Healthy reference windows of the serving model with its id and version, or why there are none."""
-    from fedtwin.model_store import unpack_arrays
+    from fedtwin.model_store import ModelStore
 
-    s = get_settings()
-    with _redis() as client:
-        version = client.get(s.key("model", "current"))
-        if version is None:
-            return "no model is served yet, so there is no reference"
-        key = s.key("reference", version.decode())
-        blob, names = client.mget(key, key + ":features")
-    if blob is None or names is None:
-        return f"the served model v{version.decode()} has no drift reference ({key} is missing)"
-    X = unpack_arrays(blob)["X"]
-    ref_id = f"reference:model-v{version.decode()}"
-    return pd.DataFrame(X, columns=json.loads(names)), ref_id, int(version)
+    store = ModelStore.from_settings(get_settings())
+    version = store.current_version()  # the verified, signed pointer
+    if version is None:
+        return "no model is served yet, so there is no reference"
+    ref = store.load_reference(version)
+    if ref is None:
+        return f"the served model v{version} has no drift reference"
+    X, names = ref
+    return pd.DataFrame(X, columns=names), f"reference:model-v{version}", version
 
 
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
