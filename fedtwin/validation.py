@@ -33,19 +33,15 @@ import numpy as np
 import pandas as pd
 
 from fedtwin.errors import DataValidationError
+from fedtwin.schema import PHYSICAL_RANGES
 
 Range = tuple[float | None, float | None]
 
 #: Physical span of each measured signal in its sensor unit: bar gauge, L/min, motor rpm, A. Pressure
 #: cannot be below vacuum (-1.013 bar) and 40 bar is over 3x the relief valve's setting; flow, speed and
 #: current leave room below zero for sensor noise on a stopped pump and above the fastest operating point
-#: (1500 crank rpm: 3000 motor rpm, about 62 L/min). Same values as the sensor-message decoder's.
-DEFAULT_PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
-    "pressure": (-1.0, 40.0),
-    "flow": (-5.0, 80.0),
-    "speed": (-10.0, 3600.0),
-    "current": (-1.0, 200.0),
-}
+#: (1500 crank rpm: 3000 motor rpm, about 62 L/min). The sensor-message decoder's ranges: one home.
+DEFAULT_PHYSICAL_RANGES: dict[str, tuple[float, float]] = dict(PHYSICAL_RANGES)
 
 #: Per signal, its spread within a window relative to its mean: ~0 when the sensor did not change (flat line).
 FLAT_LINE_COLUMNS: dict[str, str] = {
