@@ -167,7 +167,11 @@ def test_a_scorer_without_redis_waits_quietly_until_its_time_limit(caplog: pytes
     from fedtwin.scorer import Scorer
     from fedtwin.stack import free_port
 
-    s = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_prefix="fedtwin-noredis:")
+    s = Settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        redis_prefix="fedtwin-noredis:",
+        signing_key=SecretStr("chaos-test-key"),
+    )
     with caplog.at_level(logging.INFO, logger="fedtwin.scorer"):
         stats = Scorer(s, max_retry_delay_s=0.2).run(max_seconds=2.0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
