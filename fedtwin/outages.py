@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError
 
@@ -105,3 +106,41 @@ class ServiceLink:
 def kafka_retriable(err: KafkaError) -> bool:
     """True when a Kafka error goes away by itself (broker or topic away, a timeout)."""
     return bool(err.code() in KAFKA_DOWN_CODES or err.retriable())
+
+
+class RateLimitedLog:
+    """At most ``per_interval`` lines per ``interval_s`` for one kind of event; the rest are counted and said
+    in one line when the next interval opens, so a flood of alerts or bad messages cannot flood the log."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        per_interval: int = 20,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.what = what
+        self.per_interval = per_interval
+        self.interval_s = interval_s
+        self.clock = clock
+        self._opened = -float("inf")
+        self._emitted = 0
+        self.suppressed = 0  # not yet reported
+
+    def info(self, msg: str, *args: object) -> bool:
+        """Log ``msg % args`` at INFO unless this interval's quota is used; True when it was logged."""
+        now = self.clock()
+        if now - self._opened >= self.interval_s:
+            if self.suppressed:
+                self.logger.info(
+                    "... %d more %s not shown in the last %.0f s", self.suppressed, self.what, self.interval_s
+                )
+            self._opened, self._emitted, self.suppressed = now, 0, 0
+        if self._emitted >= self.per_interval:
+            self.suppressed += 1
+            return False
+        self._emitted += 1
+        self.logger.info(msg, *args)
+        return True

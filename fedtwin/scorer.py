@@ -51,7 +51,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 
 from fedtwin.errors import FedtwinError, InvalidModel, ServiceUnavailable
-from fedtwin.outages import RECONNECT, ServiceLink, kafka_logger, kafka_retriable
+from fedtwin.outages import RECONNECT, RateLimitedLog, ServiceLink, kafka_logger, kafka_retriable
 from fedtwin.schema import (
     MAX_DLQ_TEXT,
     SchemaError,
@@ -255,6 +255,8 @@ class Scorer:
         self._first_msg: float | None = None
         self._assigned_at: float | None = None
         self.redis_link = ServiceLink("Redis", max_delay_s=max_retry_delay_s, logger=log)
+        self._alert_log = RateLimitedLog(log, "alerts")
+        self._dlq_log = RateLimitedLog(log, "dead letters")
         self.kafka_link = ServiceLink("Kafka", max_delay_s=max_retry_delay_s, logger=log)
         self.stats = ScorerStats()
 
@@ -680,6 +682,23 @@ class Scorer:
         self._until_ok(self.redis_link, "writing alerts and state", lambda: self._write_redis(out))
         self._commit(batch.next_offsets)
         self._account(len(msgs), batch, out)
+        self._tell(out, batch.dlq)
+
+    def _tell(self, out: ScoredBatch, dlq: list[tuple[Message, str]]) -> None:
+        """Each raise/clear and each dead-lettered message at INFO, rate-limited (after they are durable)."""
+        for a in out.alerts:
+            scores = ", ".join(f"{k}={float(v):.2f}" for k, v in sorted(a["scores"].items()))
+            self._alert_log.info(
+                "%s %s %s (%s) model %s v%s",
+                a["kind"].upper(),
+                a["asset"],
+                "+".join(a["faults"]) or "-",
+                scores,
+                a.get("model_name"),
+                a.get("model_version"),
+            )
+        for m, reason in dlq:
+            self._dlq_log.info("dead letter %s[%s]@%s: %s", m.topic(), m.partition(), m.offset(), reason)
 
     # ------------------------------------------------------------------ decode
     def decode_batch(self, msgs: list[Message]) -> DecodedBatch:
