@@ -63,6 +63,12 @@ class DPFixedClipping(Strategy):
     ) -> None:
         if not isinstance(inner, FedAvg | FedAdam):
             raise TypeError("DP averaging needs a mean-based inner strategy (FedAvg, FedProx or FedAdam)")
+        if not (np.isfinite(clip_norm) and clip_norm > 0):
+            raise ValueError(f"clip_norm must be a positive number, got {clip_norm}")
+        if not (np.isfinite(noise_multiplier) and noise_multiplier >= 0):
+            raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
+        if not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {delta}")
         super().__init__(
             inner.fit_config,
             min_fit_clients=inner.min_fit_clients,
@@ -93,18 +99,14 @@ class DPFixedClipping(Strategy):
         global_params: Sequence[np.ndarray] | None = None,
     ) -> Params:
         """Clip, average uniformly, add noise, then let the inner strategy apply the noisy mean."""
-        self.check_quorum(server_round, results, failures)
-        g = [
-            np.asarray(p, dtype=np.float64)
-            for p in (global_params if global_params is not None else self._global or [])
-        ]
-        if not g:
-            raise RuntimeError("aggregate_fit needs global_params")
-        clipped, norms = zip(*(clip_update(r.params, g, self.clip_norm) for r in results), strict=True)
+        g = self._round_global(global_params)
+        accepted, all_failures = self.screen_results(server_round, results, failures, g)
+        self.check_quorum(server_round, accepted, all_failures)
+        clipped, norms = zip(*(clip_update(r.params, g, self.clip_norm) for r in accepted), strict=True)
         n = len(clipped)
         total = np.sum([flatten(c) - flatten(g) for c in clipped], axis=0)
-        noisy_mean = total + self._rng.normal(0.0, self.noise_multiplier * self.clip_norm, size=total.shape)
-        noisy = unflatten(flatten(g) + noisy_mean / n, g)
+        noisy_sum = total + self._rng.normal(0.0, self.noise_multiplier * self.clip_norm, size=total.shape)
+        noisy = unflatten(flatten(g) + noisy_sum / n, g)
         self.rounds_ += 1
         logger.info(
             "round %d: DP clip=%.3g median update norm=%.3g noise_multiplier=%.3g epsilon=%.3g (delta=%g)",

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from federated.aggregate import update_problem
 from federated.client import ClientResult
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class Strategy(ABC):
         self.fraction_fit = float(fraction_fit)
         self.seed = int(seed)
         self._global: Params | None = None
+        # The last aggregate_fit call's valid results and its failures (given + rejected updates).
+        self.accepted_: list[ClientResult] = []
+        self.failures_: list[ClientFailure | BaseException] = []
 
     def client_config(self, server_round: int) -> dict[str, Any]:
         """Per-round client config; subclasses add their own keys (e.g. ``proximal_mu``)."""
@@ -124,6 +128,49 @@ class Strategy(ABC):
                 + "; ".join(f"{getattr(f, 'client_id', '?')}: {getattr(f, 'reason', f)}" for f in failures)
             )
 
+    def result_problem(self, result: ClientResult, global_params: Sequence[np.ndarray]) -> str | None:
+        """Why ``result`` must not be aggregated (see :func:`federated.aggregate.update_problem`), or None.
+
+        Subclasses that read more of a result (e.g. the ensemble's claimed positives) extend this.
+        """
+        if not isinstance(result, ClientResult):
+            return f"returned {type(result).__name__}, not ClientResult"
+        return update_problem(result.params, result.num_examples, global_params)
+
+    def screen_results(
+        self,
+        server_round: int,
+        results: Sequence[ClientResult],
+        failures: Sequence[ClientFailure | BaseException],
+        global_params: Sequence[np.ndarray],
+    ) -> tuple[list[ClientResult], list[ClientFailure | BaseException]]:
+        """Split ``results`` into valid ones and rejected ones (added to the failures with the reason).
+
+        One client's NaN, wrong shape or non-positive count must not fail the whole round or skew it: the
+        update is excluded (logged by :meth:`check_quorum`) and the quorum decides whether the round counts.
+        Sets ``accepted_`` and ``failures_``.
+        """
+        accepted: list[ClientResult] = []
+        all_failures: list[ClientFailure | BaseException] = list(failures)
+        for r in results:
+            reason = self.result_problem(r, global_params)
+            if reason is None:
+                accepted.append(r)
+            else:
+                all_failures.append(ClientFailure(getattr(r, "client_id", "?"), f"invalid update: {reason}"))
+        self.accepted_, self.failures_ = accepted, all_failures
+        return accepted, all_failures
+
+    def _round_global(self, global_params: Sequence[np.ndarray] | None) -> Params:
+        """This round's global parameters: given explicitly, else those from :meth:`configure_fit`."""
+        if global_params is not None:
+            self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
+        if self._global is None:
+            raise RuntimeError(
+                "aggregate_fit needs global_params (configure_fit was not called on this object)"
+            )
+        return self._global
+
     def aggregate_fit(
         self,
         server_round: int,
@@ -131,19 +178,16 @@ class Strategy(ABC):
         failures: Sequence[ClientFailure | BaseException],
         global_params: Sequence[np.ndarray] | None = None,
     ) -> Params:
-        """Check the quorum, then combine results into the next global parameters.
+        """Reject invalid updates, check the quorum, then combine the rest into the next global parameters.
 
         ``global_params`` defaults to the parameters given to :meth:`configure_fit` this round; pass them
-        explicitly when configure and aggregate run in different processes.
+        explicitly when configure and aggregate run in different processes. After the call ``accepted_`` and
+        ``failures_`` hold the results used and every failure (including rejected updates).
         """
-        self.check_quorum(server_round, results, failures)
-        if global_params is not None:
-            self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
-        if self._global is None:
-            raise RuntimeError(
-                "aggregate_fit needs global_params (configure_fit was not called on this object)"
-            )
-        new = self.aggregate(server_round, list(results), self._global)
+        g = self._round_global(global_params)
+        accepted, all_failures = self.screen_results(server_round, results, failures, g)
+        self.check_quorum(server_round, accepted, all_failures)
+        new = self.aggregate(server_round, accepted, g)
         for i, p in enumerate(new):
             if not np.all(np.isfinite(p)):
                 raise FloatingPointError(f"round {server_round}: aggregated parameter {i} is not finite")
