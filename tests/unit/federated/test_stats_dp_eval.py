@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from federated.client import ClientData
-from federated.dp import DPFixedClipping, clip_update, gaussian_epsilon
+from federated.dp import DPFixedClipping, gaussian_epsilon
 from federated.evaluate import confusion_subsets, evaluate_predictions, subset_names
 from federated.model import FaultClassifier, get_parameters, model_config
 from federated.server import run_federated
 from federated.stats import FeatureStats, local_stats, mean_std, merge_stats
-from federated.strategy import FedAvg, FedMedian
+from federated.strategy import FedAvg
 
 from .conftest import N_FEATURES
 
@@ -27,28 +27,14 @@ def test_merged_stats_equal_pooled(skewed_clients: dict[str, ClientData]) -> Non
     np.testing.assert_array_equal(std_const, [1.0, 1.0])
 
 
-def test_clip_update_bounds_norm() -> None:
-    g = [np.zeros(3), np.zeros(1)]
-    clipped, norm = clip_update([np.array([3.0, 0, 0]), np.array([4.0])], g, clip_norm=1.0)
-    assert norm == pytest.approx(5.0)
-    assert np.linalg.norm(np.concatenate(clipped)) == pytest.approx(1.0)
-
-
-def test_epsilon_monotone() -> None:
-    assert gaussian_epsilon(2.0, 10, 1e-5) < gaussian_epsilon(1.0, 10, 1e-5)
-    assert gaussian_epsilon(1.0, 5, 1e-5) < gaussian_epsilon(1.0, 50, 1e-5)
-    assert gaussian_epsilon(0.0, 5, 1e-5) == float("inf")
-
-
-def test_dp_wrapper_runs_and_reports_epsilon(skewed_clients: dict[str, ClientData]) -> None:
+def test_dp_wrapper_in_the_round_loop_spends_epsilon_per_round(skewed_clients: dict[str, ClientData]) -> None:
     model = FaultClassifier(hidden=0).initialize(N_FEATURES)
     cfg = {"model": model_config(model), "local_epochs": 1}
     dp = DPFixedClipping(FedAvg(cfg), clip_norm=0.5, noise_multiplier=1.0, seed=0)
-    hist = run_federated(dp, skewed_clients, 3, get_parameters(model))
-    assert np.all(np.isfinite(np.concatenate([p.ravel() for p in hist.params])))
-    assert dp.rounds_ == 3 and 0 < dp.epsilon() < float("inf")
-    with pytest.raises(TypeError):
-        DPFixedClipping(FedMedian(cfg))
+    init = get_parameters(model)
+    hist = run_federated(dp, skewed_clients, 3, init)
+    assert dp.rounds_ == 3 and dp.epsilon() == gaussian_epsilon(1.0, 3, 1e-5)
+    assert [r.n_results for r in hist.rounds] == [3, 3, 3]
 
 
 def test_evaluate_known_values() -> None:
