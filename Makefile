@@ -39,11 +39,13 @@ bench: setup
 
 # Mutation testing of the pure cores (slow; not part of `make test`). MODULES narrows it to folders/files,
 # e.g. `make mutation MODULES=federated/strategy`; MUT_PYTHON runs it with another interpreter (e.g. a shared
-# venv) without `setup`. Ends with `mutation_score=<f> mutants=<n> survived=<n> equivalent=<n> minutes=<f>`.
-MODULES    ?=
-MUT_PYTHON ?=
+# venv) without `setup`; MUTATION_ARGS=--cached re-tests only mutants not killed before.
+# Ends with `mutation_score=<f> mutants=<n> survived=<n> equivalent=<n> minutes=<f>`.
+MODULES       ?=
+MUT_PYTHON    ?=
+MUTATION_ARGS ?=
 mutation: $(if $(MUT_PYTHON),,setup)
-	$(or $(MUT_PYTHON),$(BIN)/python) tools/mutation_report.py --run $(MODULES)
+	$(or $(MUT_PYTHON),$(BIN)/python) tools/mutation_report.py --run $(MUTATION_ARGS) $(MODULES)
 
 stack-up: setup
 	$(BIN)/fedtwin stack up

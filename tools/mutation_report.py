@@ -189,11 +189,16 @@ def run_mutmut(files: list[str], max_children: int | None) -> int:
     cmd = [sys.executable, "-m", "mutmut", "run"]
     if max_children:
         cmd += ["--max-children", str(max_children)]
-    cmd += [mutant_glob(f) for f in files]
+    return _stream(cmd + [mutant_glob(f) for f in files])
+
+
+def _stream(cmd: list[str]) -> int:
+    """Run mutmut from the repository root, passing its output on without spinner frames."""
     env = dict(os.environ)
     # The tests must import the mutated copy in mutants/, never this checkout or an editable install.
     env.pop("PYTHONPATH", None)
-    print("+", " ".join(cmd), flush=True)
+    shown = cmd if len(cmd) < 40 else [*cmd[:8], f"... ({len(cmd) - 8} more names)"]
+    print("+", " ".join(shown), flush=True)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, errors="replace")
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -207,10 +212,49 @@ def run_mutmut(files: list[str], max_children: int | None) -> int:
     return proc.wait()
 
 
+def generate_mutants() -> None:
+    """Let mutmut (re)generate mutants so verdicts of changed functions are reset before they are read.
+
+    Uses mutmut's own generation step (``mutmut.__main__``, 3.8), the first thing ``mutmut run`` does.
+    """
+    code = (
+        "import os\n"
+        "from mutmut.__main__ import copy_also_copy_files, copy_src_dir, create_mutants, setup_source_paths\n"
+        "os.makedirs('mutants', exist_ok=True)\n"
+        "copy_src_dir(); copy_also_copy_files(); setup_source_paths(); create_mutants(os.cpu_count() or 1)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_cached(files: list[str], max_children: int | None) -> int:
+    """Re-test every mutant of ``files`` not already killed (survived, untested, never run, reset)."""
+    generate_mutants()
+    names = []
+    for path in files:
+        meta = ROOT / "mutants" / (path + ".meta")
+        if not meta.exists():
+            return run_mutmut(files, max_children)
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        names += [n for n, c in codes.items() if STATUS_BY_EXIT_CODE.get(c, "suspicious") not in KILLED]
+    print(f"cached: re-testing {len(names)} mutants that were not killed", flush=True)
+    if not names:
+        return 0
+    cmd = [sys.executable, "-m", "mutmut", "run"]
+    if max_children:
+        cmd += ["--max-children", str(max_children)]
+    return _stream(cmd + names)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", help="folders/files to report (default: every mutated file)")
     ap.add_argument("--run", action="store_true", help="run mutmut first (otherwise report the last run)")
+    ap.add_argument(
+        "--cached",
+        action="store_true",
+        help="with --run: keep killed verdicts from earlier runs (mutmut still resets functions whose code "
+        "changed) and re-test only the other mutants; faster, assumes the tests only got stronger",
+    )
     ap.add_argument("--max-children", type=int, default=None, help="parallel mutant workers (default: CPUs)")
     ap.add_argument("--show-survivors", type=int, default=200, help="list at most this many survivors")
     args = ap.parse_args(argv)
@@ -221,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.run:
         forget_stale_test_map()
-        code = run_mutmut(files, args.max_children)
+        code = run_cached(files, args.max_children) if args.cached else run_mutmut(files, args.max_children)
         if code != 0:
             print(f"mutmut run exited with {code}", file=sys.stderr)
             return code
