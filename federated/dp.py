@@ -100,7 +100,7 @@ class DPFixedClipping(Strategy):
     ) -> Params:
         """Clip, average uniformly, add noise, then let the inner strategy apply the noisy mean."""
         g = self._round_global(global_params)
-        accepted, all_failures = self.screen_results(server_round, results, failures, g)
+        accepted, all_failures = self.screen_results(results, failures, g)
         self.check_quorum(server_round, accepted, all_failures)
         clipped, norms = zip(*(clip_update(r.params, g, self.clip_norm) for r in accepted), strict=True)
         n = len(clipped)

@@ -139,7 +139,7 @@ def run_federated(
             instructions = strategy.configure_fit(rnd, params, list(fns))
             returned, crashed = run_clients(instructions, fns, timeout_s, max_workers)
             # Screened here too (aggregate_fit screens again) so the record counts only the updates used.
-            results, failures = strategy.screen_results(rnd, returned, crashed, params)
+            results, failures = strategy.screen_results(returned, crashed, params)
             params = strategy.aggregate_fit(rnd, results, failures, global_params=params)
             skipped = False
         except QuorumError as exc:

@@ -139,7 +139,6 @@ class Strategy(ABC):
 
     def screen_results(
         self,
-        server_round: int,
         results: Sequence[ClientResult],
         failures: Sequence[ClientFailure | BaseException],
         global_params: Sequence[np.ndarray],
@@ -185,7 +184,7 @@ class Strategy(ABC):
         ``failures_`` hold the results used and every failure (including rejected updates).
         """
         g = self._round_global(global_params)
-        accepted, all_failures = self.screen_results(server_round, results, failures, g)
+        accepted, all_failures = self.screen_results(results, failures, g)
         self.check_quorum(server_round, accepted, all_failures)
         new = self.aggregate(server_round, accepted, g)
         for i, p in enumerate(new):

@@ -3,6 +3,8 @@ accountant matches the Gaussian mechanism's RDP bound; epsilon is finite only wh
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -183,3 +185,32 @@ def test_gaussian_epsilon_composition_and_edges() -> None:
     assert gaussian_epsilon(-1.0, 5, 1e-5) == float("inf")
     # Huge noise: the bound goes to 0 but never below.
     assert gaussian_epsilon(1e6, 1, 0.5) == 0.0
+
+
+def test_dp_logs_what_it_did_each_round(caplog: pytest.LogCaptureFixture) -> None:
+    """Updates of norm 3 and 5 (median 4) clipped at 2, noise 1.5: the log says so, with the epsilon spent."""
+    dp = DPFixedClipping(FedAvg(CFG), clip_norm=2.0, noise_multiplier=1.5, delta=1e-4, seed=0)
+    g = [np.zeros(2)]
+    with caplog.at_level(logging.INFO, logger="federated.dp"):
+        dp.aggregate_fit(4, [_r([3.0, 0.0], 1, "a"), _r([3.0, 4.0], 1, "b")], [], global_params=g)
+    eps = gaussian_epsilon(1.5, 1, 1e-4)
+    assert [r.getMessage() for r in caplog.records if r.name == "federated.dp"] == [
+        f"round 4: DP clip=2 median update norm=4 noise_multiplier=1.5 epsilon={eps:.3g} (delta=0.0001)"
+    ]
+
+
+def test_dp_uses_the_global_model_given_to_configure_fit() -> None:
+    """Without global_params, aggregate_fit clips around the parameters configure_fit copied (a caller
+    changing its array afterwards does not move them). Update (3, 4) from (1, 1): norm 5, clipped to 1."""
+    dp = DPFixedClipping(FedAvg(CFG), clip_norm=1.0, noise_multiplier=0.0)
+    g = np.array([1.0, 1.0])
+    dp.configure_fit(1, [g], ["a", "b"])
+    g[:] = 100.0
+    out = dp.aggregate_fit(1, [_r([4.0, 5.0], 1, "a"), _r([4.0, 5.0], 1, "b")], [])[0]
+    np.testing.assert_allclose(out, [1.6, 1.8], rtol=1e-12)
+
+
+def test_gaussian_epsilon_without_noise_does_not_divide_by_zero() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gaussian_epsilon(0.0, 3, 1e-5) == float("inf")
