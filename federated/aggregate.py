@@ -108,6 +108,8 @@ def unflatten(vec: np.ndarray, like: Sequence[np.ndarray]) -> Params:
 def krum_scores(params_list: Sequence[Sequence[np.ndarray]], num_byzantine: int) -> np.ndarray:
     """Krum score per client: sum of squared distances to its ``n - f - 2`` nearest other clients."""
     _check(params_list)
+    if num_byzantine < 0:
+        raise ValueError(f"num_byzantine must be >= 0, got {num_byzantine}")
     n = len(params_list)
     k = n - num_byzantine - 2
     if k < 1:

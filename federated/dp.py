@@ -10,6 +10,7 @@ Gaussian mechanism (no subsampling amplification is claimed, since every client 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ _ORDERS = np.concatenate([np.linspace(1.05, 10.0, 180), np.arange(11.0, 513.0)])
 def gaussian_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     """(epsilon, delta)-DP of ``rounds`` compositions of the Gaussian mechanism (RDP accountant)."""
     if noise_multiplier <= 0:
-        return float("inf")
+        return math.inf
     if rounds <= 0:
         return 0.0
     rdp = rounds * _ORDERS / (2.0 * noise_multiplier**2)

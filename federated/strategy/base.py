@@ -39,6 +39,13 @@ class ClientFailure:
     reason: str
 
 
+def _describe(failure: ClientFailure | BaseException) -> str:
+    """``"<client>: <reason>"`` for a failure (an exception has no client id: ``"?"``)."""
+    if isinstance(failure, ClientFailure):
+        return f"{failure.client_id}: {failure.reason}"
+    return f"?: {type(failure).__name__}: {failure}"
+
+
 class Strategy(ABC):
     """Base class: sampling and quorum rules live here, each subclass supplies :meth:`aggregate`.
 
@@ -111,21 +118,22 @@ class Strategy(ABC):
         ]
 
     def check_quorum(
-        self, server_round: int, results: Sequence[ClientResult], failures: Sequence[Any]
+        self,
+        server_round: int,
+        results: Sequence[ClientResult],
+        failures: Sequence[ClientFailure | BaseException],
     ) -> None:
         """Raise :class:`QuorumError` if too few clients completed; log every failure's reason."""
-        for f in failures:
-            cid = getattr(f, "client_id", "?")
-            reason = getattr(f, "reason", repr(f))
-            logger.warning("round %d: client %s failed: %s", server_round, cid, reason)
+        described = [_describe(f) for f in failures]
+        for text in described:
+            logger.warning("round %d: client failed: %s", server_round, text)
         total = len(results) + len(failures)
         rate = len(results) / total if total else 0.0
         if len(results) < self.min_fit_clients or rate < self.min_completion_rate:
             raise QuorumError(
                 f"round {server_round}: quorum not reached: {len(results)}/{total} clients completed "
                 f"(completion rate {rate:.2f} < min {self.min_completion_rate:.2f} "
-                f"or results < min_fit_clients={self.min_fit_clients}); failures: "
-                + "; ".join(f"{getattr(f, 'client_id', '?')}: {getattr(f, 'reason', f)}" for f in failures)
+                f"or results < min_fit_clients={self.min_fit_clients}); failures: " + "; ".join(described)
             )
 
     def result_problem(self, result: ClientResult, global_params: Sequence[np.ndarray]) -> str | None:
@@ -156,7 +164,8 @@ class Strategy(ABC):
             if reason is None:
                 accepted.append(r)
             else:
-                all_failures.append(ClientFailure(getattr(r, "client_id", "?"), f"invalid update: {reason}"))
+                cid = r.client_id if isinstance(r, ClientResult) else "?"
+                all_failures.append(ClientFailure(cid, f"invalid update: {reason}"))
         self.accepted_, self.failures_ = accepted, all_failures
         return accepted, all_failures
 

@@ -19,6 +19,10 @@ class Krum(Strategy):
         self, fit_config: Mapping[str, Any], *, num_byzantine: int = 1, num_selected: int = 1, **kwargs: Any
     ) -> None:
         super().__init__(fit_config, **kwargs)
+        if num_byzantine < 0 or num_selected < 1:
+            raise ValueError(
+                f"Krum needs num_byzantine >= 0 and num_selected >= 1, got {num_byzantine}, {num_selected}"
+            )
         self.num_byzantine = int(num_byzantine)
         self.num_selected = int(num_selected)
         self.selected_: list[str] = []

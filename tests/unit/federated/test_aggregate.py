@@ -67,15 +67,25 @@ def test_krum_scores_use_squared_euclidean_distance_over_all_arrays() -> None:
     np.testing.assert_allclose(krum_scores(ps, 0), [26.0, 43.0, 19.0, 189.0])
 
 
+def test_krum_scores_below_one() -> None:
+    """The points 0, 0.1, 0.3, 0.7, 2 (a tenth of 0, 1, 3, 7, 20): squared distances a hundredth, the same
+    ranking, so Krum with f = 1 keeps 0.1 (score 0.01 + 0.04 = 0.05)."""
+    ps = [[np.array([v])] for v in (0.0, 0.1, 0.3, 0.7, 2.0)]
+    np.testing.assert_allclose(krum_scores(ps, 1), [0.10, 0.05, 0.13, 0.52, 4.58], rtol=1e-9)
+    assert krum_select(ps, 1) == [1]
+    with pytest.raises(ValueError, match=r"^num_byzantine must be >= 0, got -1$"):
+        krum_scores(ps, -1)
+
+
 def test_krum_refuses_too_few_clients_and_bad_selection() -> None:
     ps = [[np.array([v])] for v in (1.0, 2.0, 3.0, 4.0)]
     krum_scores(ps, 1)  # n = 4 > f + 2 = 3: defined
-    with pytest.raises(ValueError, match=r"Krum needs n > f \+ 2 \(n=4, f=2\)"):
+    with pytest.raises(ValueError, match=r"^Krum needs n > f \+ 2 \(n=4, f=2\)$"):
         krum_scores(ps, 2)
     # f = 0, two neighbours: 1 -> 1 + 4 = 5, 2 -> 1 + 1 = 2, 3 -> 2, 4 -> 1 + 4 = 5.
     assert krum_select(ps, 0, num_selected=4) == [1, 2, 0, 3]
     for bad in (0, 5):
-        with pytest.raises(ValueError, match=r"num_selected must be in \[1, n\]"):
+        with pytest.raises(ValueError, match=r"^num_selected must be in \[1, n\]$"):
             krum_select(ps, 1, num_selected=bad)
 
 
@@ -84,17 +94,17 @@ def test_weighted_average_weights_must_be_one_per_client_non_negative_with_posit
     np.testing.assert_allclose(weighted_average(ps, [0, 2])[0], [3.0])  # a zero weight is allowed
     for bad in ([1.0], [1.0, 1.0, 1.0], [-1.0, 2.0], [0.0, 0.0]):
         with pytest.raises(
-            ValueError, match="weights must be non-negative, one per client, with a positive sum"
+            ValueError, match=r"^weights must be non-negative, one per client, with a positive sum$"
         ):
             weighted_average(ps, bad)
-    with pytest.raises(ValueError, match="nothing to aggregate"):
+    with pytest.raises(ValueError, match=r"^nothing to aggregate$"):
         weighted_average([], [])
 
 
 def test_shape_check_names_the_client() -> None:
     ps = [[np.zeros(2)], [np.zeros(2)], [np.zeros((2, 1))]]
     for fn in (lambda: coordinate_median(ps), lambda: trimmed_mean(ps, 0.2), lambda: krum_scores(ps, 0)):
-        with pytest.raises(ValueError, match="client 2 parameter shapes differ from client 0"):
+        with pytest.raises(ValueError, match=r"^client 2 parameter shapes differ from client 0$"):
             fn()
 
 
@@ -108,7 +118,7 @@ def test_flatten_unflatten_roundtrip() -> None:
     back[0][0, 0] = 99.0
     assert vec[0] == 0.0  # unflatten copies
     assert flatten([]).shape == (0,)
-    with pytest.raises(ValueError, match="vector length does not match the template"):
+    with pytest.raises(ValueError, match=r"^vector length does not match the template$"):
         unflatten(np.zeros(10), like)
 
 

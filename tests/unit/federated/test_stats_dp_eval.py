@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -84,7 +86,7 @@ def test_merge_stats_adds_counts_and_sums() -> None:
     assert m.count == 7
     np.testing.assert_array_equal(m.sum, [11.0, 22.0])
     np.testing.assert_array_equal(m.sumsq, [33.0, 44.0])
-    with pytest.raises(ValueError, match="no statistics to merge"):
+    with pytest.raises(ValueError, match=r"^no statistics to merge$"):
         merge_stats([])
     c = FeatureStats(1, np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match=r"clients disagree on the number of features: \[\(2,\), \(3,\)\]"):
@@ -103,7 +105,7 @@ def test_mean_std_floors() -> None:
     assert mean_std(two, min_std=2.0)[1][0] == 1.0
     big = local_stats(np.array([[1e6 - 0.05, 1e6 - 0.2], [1e6 + 0.05, 1e6 + 0.2]]))
     np.testing.assert_allclose(mean_std(big)[1], [1.0, 0.2], rtol=1e-3)  # sumsq/n - mean^2 cancels at 1e12
-    with pytest.raises(ValueError, match="no rows"):
+    with pytest.raises(ValueError, match=r"^no rows$"):
         mean_std(FeatureStats(0, np.zeros(2), np.zeros(2)))
 
 
@@ -162,11 +164,43 @@ def test_evaluate_model_uses_the_models_fault_names() -> None:
     assert m["recall_a"] == 1.0 and m["recall_b"] == 0.0 and m["exact_match_8class"] == 0.5
 
 
+def test_evaluate_edge_cases_raise_no_warnings() -> None:
+    """One leak row caught, one missed: recall 1/2 (tp = fn = 1). No healthy rows, a subset with no rows:
+    nan, without numpy warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = evaluate_predictions(np.array([[1, 0, 0], [1, 0, 0]]), np.array([[1, 0, 0], [0, 0, 0]]))
+    assert m["recall_leak"] == 0.5 and m["precision_leak"] == 1.0
+    assert np.isnan(m["false_alarm_rate"]) and np.isnan(m["acc_healthy"]) and m["missed_fault_rate"] == 0.5
+
+
+def test_evaluate_model_defaults_to_the_pump_faults() -> None:
+    class Plain:
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            return np.zeros((len(X), 3), dtype=int)
+
+    m = evaluate_model(Plain(), np.zeros((2, 1)), np.array([[0, 0, 0], [0, 0, 1]]))
+    assert m["subset_names"] == subset_names(("leak", "blocked_inlet", "bearing"))
+    assert m["recall_bearing"] == 0.0
+
+
 def test_subset_helpers_and_confusion_text() -> None:
     assert subset_names(("x", "y")) == ["healthy", "x", "y", "x+y"]
     np.testing.assert_array_equal(subset_codes(np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0]])), [5, 2, 0])
     assert all_subsets(2) == [(), (0,), (1,), (0, 1)]
     assert len(all_subsets(3)) == 8 and all_subsets(3)[-1] == (0, 1, 2)
+    header = format_confusion(np.zeros((8, 8), dtype=int), subset_names()).splitlines()[0]
+    # Names shortened ("inlet") and cut at 10 characters so every column is 10 wide.
+    assert header.split() == [
+        "healthy",
+        "leak",
+        "inlet",
+        "leak+inlet",
+        "bearing",
+        "leak+beari",
+        "inlet+bear",
+        "leak+inlet",
+    ]
     text = format_confusion(np.array([[1, 2], [30, 4]]), ["healthy", "blocked_inlet"])
     assert text == (
         "           healthy      inlet\nhealthy          1          2\ninlet           30          4"

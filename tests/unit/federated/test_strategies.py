@@ -132,7 +132,7 @@ def test_fedprox_aggregates_like_fedavg_and_refuses_negative_mu() -> None:
     assert s.proximal_mu == 0.1
     np.testing.assert_allclose(_round(s, 1, [0.0], [_r([1.0], 1, "a"), _r([5.0], 3, "b")]), [4.0])
     FedProx(CFG, proximal_mu=0.0)
-    with pytest.raises(ValueError, match="proximal_mu must be >= 0"):
+    with pytest.raises(ValueError, match=r"^proximal_mu must be >= 0$"):
         FedProx(CFG, proximal_mu=-0.1)
 
 
@@ -164,10 +164,12 @@ def test_trim_count(n: int, beta: float, cut: int) -> None:
 
 def test_trim_count_refuses_beta_outside_its_range() -> None:
     for beta in (-0.01, 0.5):
-        with pytest.raises(ValueError, match=r"beta must be in \[0, 0.5\)"):
+        with pytest.raises(ValueError, match=r"^beta must be in \[0, 0.5\)$"):
             trim_count(5, beta)
-    with pytest.raises(ValueError, match="beta"):
+    with pytest.raises(ValueError, match=r"^beta must be in \[0, 0.5\)$"):
         FedTrimmedAvg(CFG, beta=0.5)
+    with pytest.raises(ValueError, match=r"^beta must be in \[0, 0.5\)$"):
+        FedTrimmedAvg(CFG, beta=-0.1)
 
 
 def test_fedtrimmedavg_by_hand() -> None:
@@ -211,13 +213,19 @@ def test_multi_krum_ignores_reported_counts() -> None:
     assert sorted(s.selected_) == ["c0", "c1"]
 
 
+def test_krum_settings_are_checked() -> None:
+    for kw in ({"num_byzantine": -1}, {"num_selected": 0}):
+        with pytest.raises(ValueError, match=r"^Krum needs num_byzantine >= 0 and num_selected >= 1"):
+            Krum(CFG, **kw)
+
+
 def test_krum_with_few_clients_lowers_f_and_needs_three() -> None:
     """Krum needs n > f + 2: with 4 clients f = 5 drops to n - 3 = 1 (one neighbour), with 3 clients to 0."""
     s = Krum(CFG, num_byzantine=5)
     # 0, 1, 3, 7 with f = 1 (= 4 - 3): one neighbour: 0 -> 1, 1 -> 1, 3 -> 4, 7 -> 16: keeps 0.
     np.testing.assert_allclose(_round(s, 1, [0.0], [_r([v]) for v in (7.0, 0.0, 1.0, 3.0)]), [0.0])
     np.testing.assert_allclose(_round(s, 1, [0.0], [_r([v]) for v in (7.0, 3.0, 1.0)]), [3.0])
-    with pytest.raises(ValueError, match="Krum needs at least 3 results, got 2"):
+    with pytest.raises(ValueError, match=r"^Krum needs at least 3 results, got 2$"):
         _round(s, 1, [0.0], [_r([0.0]), _r([1.0])])
 
 
@@ -255,7 +263,13 @@ def test_ensemble_weights_experts_by_examples_and_keeps_heads_without_expert(
         W, b = s.aggregate_fit(1, results, [], global_params=g)
     np.testing.assert_allclose(b, [4.0, 2.0, -1.0])
     np.testing.assert_allclose(W, [[4.0, 4.0], [2.0, 2.0], [-1.0, -1.0]])
-    assert any("no expert for fault bearing" in rec.getMessage() for rec in caplog.records)
+    assert [rec.getMessage() for rec in caplog.records] == [
+        "round 1: no expert for fault bearing; head kept from the global model"
+    ]
+    # A fault without experts early in the list does not stop the later heads from being assembled.
+    first_missing = _experts(names, [[0, 4, 0], [0, 0, 10]], [2.0, 5.0], [30, 60])
+    _, b = s.aggregate_fit(2, first_missing, [], global_params=g)
+    np.testing.assert_allclose(b, [-1.0, 2.0, 5.0])
 
 
 @pytest.mark.parametrize(
