@@ -140,7 +140,7 @@ def run_federated(
             returned, crashed = run_clients(instructions, fns, timeout_s, max_workers)
             # Screened here too (aggregate_fit screens again) so the record counts only the updates used.
             results, failures = strategy.screen_results(returned, crashed, params)
-            params = strategy.aggregate_fit(rnd, results, failures, global_params=params)
+            params = strategy.aggregate_fit(rnd, results, failures)
             skipped = False
         except QuorumError as exc:
             if on_quorum_failure == "raise":

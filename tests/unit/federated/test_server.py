@@ -52,7 +52,7 @@ def test_round_succeeds_with_quorum_despite_a_crash() -> None:
     # train_loss is example-weighted over the clients whose update was used: (1*1 + 3*3)/4
     assert hist.rounds[0].metrics["train_loss"] == pytest.approx(2.5)
     assert np.isnan(hist.rounds[0].metrics["train_acc"])  # nobody reported it
-    assert not any(r.skipped for r in hist.rounds) and hist.excluded == {}
+    assert [r.skipped for r in hist.rounds] == [False, False] and hist.excluded == {}
 
 
 def test_real_clients_round_is_the_weighted_average_of_their_updates(
@@ -183,15 +183,18 @@ def test_invalid_clients_excluded_with_logged_reason(
     clients["empty"] = ClientData(np.zeros((0, N_FEATURES)), np.zeros((0, 3)), "empty")
     clients["healthy_only"] = ClientData(np.ones((5, N_FEATURES)), np.zeros((5, 3)), "healthy_only")
     clients["wrong_shape"] = ClientData(np.ones((5, 2)), np.eye(5, 3), "wrong_shape")
+    clients["two_faults"] = ClientData(np.ones((5, N_FEATURES)), np.eye(5, 2), "two_faults")
     with caplog.at_level(logging.WARNING, logger="federated.server"):
         hist = run_federated(strategy, clients, 1, init)
     assert hist.rounds[0].n_results == 3
-    assert set(hist.excluded) == {"empty", "healthy_only", "wrong_shape"}
+    assert set(hist.excluded) == {"empty", "healthy_only", "wrong_shape", "two_faults"}
+    assert hist.excluded["two_faults"] == "labels shape (5, 2) does not match 5 rows x 3 faults"
     assert "no data" in hist.excluded["empty"]
     assert "single class" in hist.excluded["healthy_only"]
     assert "wrong feature shape" in hist.excluded["wrong_shape"]
-    for cid in hist.excluded:
-        assert any(cid in rec.getMessage() and "excluded" in rec.getMessage() for rec in caplog.records)
+    messages = [rec.getMessage() for rec in caplog.records]
+    for cid, reason in hist.excluded.items():
+        assert f"client {cid} excluded: {reason}" in messages
 
 
 def test_invalid_client_inside_a_round_is_a_failure_not_a_crash(
@@ -203,4 +206,68 @@ def test_invalid_client_inside_a_round_is_a_failure_not_a_crash(
     clients["nan_site"] = lambda p, c: client_update(p, bad, c)
     hist = run_federated(strategy, clients, 1, init)  # type: ignore[arg-type]
     assert hist.rounds[0].n_results == 3
-    assert "non-finite" in hist.rounds[0].failures[0].reason
+    assert [(f.client_id, f.reason) for f in hist.rounds[0].failures] == [  # type: ignore[union-attr]
+        ("nan_site", "invalid: non-finite feature values")
+    ]
+
+
+def test_run_logs_each_round_and_each_skip(caplog: pytest.LogCaptureFixture) -> None:
+    strategy, _ = _strategy(min_fit_clients=2)
+    clients = {"a": _moves_by(1.0, 1, train_loss=2.0), "b": _moves_by(1.0, 3, train_loss=2.0), "c": _crash}
+    with caplog.at_level(logging.INFO, logger="federated.server"):
+        run_federated(strategy, clients, 1, [np.zeros(2), np.zeros((1, 1))])
+    assert [r.getMessage() for r in caplog.records if r.name == "federated.server"] == [
+        "round 1: 2 results, 1 failures, {'train_loss': 2.0, 'train_acc': nan}"
+    ]
+    caplog.clear()
+    lonely, _ = _strategy(min_fit_clients=2)
+    with caplog.at_level(logging.INFO, logger="federated.server"):
+        hist = run_federated(
+            lonely, {"a": _moves_by(1.0, 1)}, 1, [np.zeros(2), np.zeros((1, 1))], on_quorum_failure="skip"
+        )
+    assert [r.getMessage() for r in caplog.records if r.name == "federated.server"] == [
+        "round 1 skipped: round 1: only 1 clients available, min_fit_clients=2",
+        "round 1: 0 results, 0 failures, {}",
+    ]
+    assert hist.rounds[0].skipped is True and hist.rounds[0].failures == []
+
+
+def test_initial_parameters_are_copied_as_float64() -> None:
+    strategy, _ = _strategy()
+    init = [np.array([1, 2]), np.array([[3]])]
+    hist = run_federated(strategy, {}, 0, init)
+    assert hist.rounds == [] and [p.dtype for p in hist.params] == [np.float64, np.float64]
+    np.testing.assert_array_equal(hist.params[0], [1.0, 2.0])
+    hist.params[0][0] = 50.0
+    assert init[0][0] == 1
+
+
+def test_one_worker_runs_clients_in_turn_and_unstarted_ones_are_cancelled() -> None:
+    """One worker, three clients of 0.6 s each, timeout 0.9 s: a finishes, b still runs, c never starts."""
+    started: list[str] = []
+
+    def slow(cid: str) -> ClientFn:
+        def fn(params: list[np.ndarray], config: dict) -> ClientResult:
+            started.append(cid)
+            time.sleep(0.6)
+            return ClientResult([p + 1.0 for p in params], 1, {}, cid)
+
+        return fn
+
+    strategy, _ = _strategy(min_fit_clients=1, min_completion_rate=0.0)
+    clients = {"a": slow("a"), "b": slow("b"), "c": slow("c")}
+    hist = run_federated(strategy, clients, 1, [np.zeros(2), np.zeros((1, 1))], timeout_s=0.9, max_workers=1)
+    time.sleep(1.0)  # b finishes in the background; c must not start
+    assert started == ["a", "b"]
+    assert hist.rounds[0].n_results == 1
+    assert sorted((f.client_id, f.reason) for f in hist.rounds[0].failures) == [  # type: ignore[union-attr]
+        ("b", "timed out after 0.9 s"),
+        ("c", "timed out after 0.9 s"),
+    ]
+
+
+def test_a_crash_under_a_timeout_is_named() -> None:
+    strategy, _ = _strategy(min_fit_clients=1, min_completion_rate=0.0)
+    clients = {"a": _moves_by(1.0, 1), "c": _crash}
+    hist = run_federated(strategy, clients, 1, [np.zeros(2), np.zeros((1, 1))], timeout_s=5.0)
+    assert [(f.client_id, f.reason) for f in hist.rounds[0].failures] == [("c", "RuntimeError: site offline")]  # type: ignore[union-attr]
