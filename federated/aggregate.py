@@ -35,26 +35,26 @@ def update_problem(
         return f"num_examples must be > 0, got {num_examples}"
     if len(params) != len(reference):
         return f"expected {len(reference)} parameter arrays, got {len(params)}"
-    for i, (p, r) in enumerate(zip(params, reference, strict=True)):
-        if np.shape(p) != np.shape(r):
-            return f"parameter {i} has shape {np.shape(p)}, expected {np.shape(r)}"
-        a = np.asarray(p)
-        if a.dtype.kind not in "biuf":
+    for i, r in enumerate(reference):
+        a = np.asarray(params[i])
+        if a.shape != np.shape(r):
+            return f"parameter {i} has shape {a.shape}, expected {np.shape(r)}"
+        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
             return f"parameter {i} has dtype {a.dtype}, expected a real number type"
         if not np.all(np.isfinite(a)):
-            return f"parameter {i} has {int(np.size(a) - np.count_nonzero(np.isfinite(a)))} non-finite values"
+            return f"parameter {i} has {int(a.size - np.count_nonzero(np.isfinite(a)))} non-finite values"
     return None
 
 
 def weighted_average(params_list: Sequence[Sequence[np.ndarray]], weights: Sequence[float]) -> Params:
     """Average of each array weighted by ``weights`` (e.g. number of examples)."""
     _check(params_list)
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights)
     if w.shape != (len(params_list),) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError("weights must be non-negative, one per client, with a positive sum")
     w = w / w.sum()
     return [
-        np.tensordot(w, np.stack([np.asarray(p[i], dtype=np.float64) for p in params_list]), axes=1)
+        np.tensordot(w, np.stack([np.asarray(p[i]) for p in params_list]), axes=1)
         for i in range(len(params_list[0]))
     ]
 

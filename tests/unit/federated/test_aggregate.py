@@ -101,6 +101,13 @@ def test_weighted_average_weights_must_be_one_per_client_non_negative_with_posit
         weighted_average([], [])
 
 
+def test_weighted_average_is_float64_for_any_real_input() -> None:
+    """Integer and float32 parameters average in float64: (1 * 1 + 2 * 3) / 3 = 7/3, not an integer."""
+    out = weighted_average([[np.array([1], dtype=np.int64)], [np.array([3], dtype=np.float32)]], [1, 2])
+    assert out[0].dtype == np.float64
+    np.testing.assert_allclose(out[0], [7 / 3], rtol=1e-12)
+
+
 def test_shape_check_names_the_client() -> None:
     ps = [[np.zeros(2)], [np.zeros(2)], [np.zeros((2, 1))]]
     for fn in (lambda: coordinate_median(ps), lambda: trimmed_mean(ps, 0.2), lambda: krum_scores(ps, 0)):

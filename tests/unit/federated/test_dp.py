@@ -32,6 +32,10 @@ def test_clip_update_scales_only_long_updates() -> None:
     short, norm = clip_update([np.array([1.3, 1.4, 1.0]), np.array([2.0])], g, clip_norm=1.0)
     assert norm == pytest.approx(0.5)
     np.testing.assert_allclose(short[0], [1.3, 1.4, 1.0])
+    # norms between the clip and 1 are clipped too: (0.6, 0.8) has norm 1, clip 0.5 halves it
+    half, norm = clip_update([np.array([1.6, 1.8, 1.0]), np.array([2.0])], g, clip_norm=0.5)
+    assert norm == pytest.approx(1.0)
+    np.testing.assert_allclose(half[0], [1.3, 1.4, 1.0])
     # no update at all: the global model back, no division by zero
     same, norm = clip_update(g, g, clip_norm=1.0)
     assert norm == 0.0
@@ -74,6 +78,17 @@ def test_dp_noise_has_the_configured_spread() -> None:
     # A second round draws fresh noise (not the same vector again).
     out2 = dp.aggregate_fit(2, [_r(g[0], 10, f"c{i}") for i in range(4)], [], global_params=g)[0]
     assert abs(np.corrcoef(out - 3.0, out2 - 3.0)[0, 1]) < 0.03
+
+
+def test_dp_noise_is_reproducible_from_its_seed() -> None:
+    def run(seed: int) -> np.ndarray:
+        dp = DPFixedClipping(FedAvg(CFG), clip_norm=1.0, noise_multiplier=1.0, seed=seed)
+        return dp.aggregate_fit(1, [_r(np.zeros(50), 1, "a"), _r(np.zeros(50), 1, "b")], [], [np.zeros(50)])[
+            0
+        ]
+
+    np.testing.assert_array_equal(run(3), run(3))
+    assert not np.allclose(run(3), run(4))
 
 
 def test_dp_clips_before_adding_noise() -> None:
@@ -129,8 +144,12 @@ def test_dp_applies_the_inner_rule_to_the_private_mean() -> None:
 
 
 def test_dp_keeps_the_inner_client_config_and_name() -> None:
-    dp = DPFixedClipping(FedProx(CFG, proximal_mu=0.4, min_fit_clients=1))
+    inner = FedProx(
+        CFG, proximal_mu=0.4, min_fit_clients=1, min_completion_rate=0.3, fraction_fit=0.5, seed=8
+    )
+    dp = DPFixedClipping(inner)
     assert dp.name == "dp-fedprox" and dp.min_fit_clients == 1
+    assert (dp.min_completion_rate, dp.fraction_fit, dp.seed) == (0.3, 0.5, 8)
     (ins,) = dp.configure_fit(1, [np.zeros(2)], ["a"])
     assert ins.config["proximal_mu"] == 0.4
     assert (dp.clip_norm, dp.noise_multiplier, dp.delta) == (1.0, 1.0, 1e-5)
@@ -156,7 +175,9 @@ def test_dp_refuses_settings_that_promise_nothing(kwargs: dict[str, float], msg:
 
 
 def test_dp_needs_a_mean_based_inner_rule() -> None:
-    with pytest.raises(TypeError, match="mean-based inner strategy"):
+    with pytest.raises(
+        TypeError, match=r"^DP averaging needs a mean-based inner strategy \(FedAvg, FedProx or FedAdam\)$"
+    ):
         DPFixedClipping(FedMedian(CFG))  # type: ignore[arg-type]
 
 
