@@ -377,3 +377,39 @@ def test_from_arrays_refusals() -> None:
         from_arrays(arrays, missing)
     ok = from_arrays({**arrays, "thresholds": np.array([0.3, 0.7, 0.99])}, meta)
     np.testing.assert_array_equal(ok.thresholds_, [0.3, 0.7, 0.99])
+
+
+def test_training_targets_are_checked() -> None:
+    m = _logistic()
+    with pytest.raises(ValueError, match=r"^Y must have shape \(4, 3\), got \(4, 2\)$"):
+        train_local(m, np.zeros((4, 2)), np.zeros((4, 2)), epochs=1)
+    with pytest.raises(ValueError, match=r"^Y must have shape \(4, 3\), got \(4,\)$"):
+        train_local(m, np.zeros((4, 2)), np.zeros(4), epochs=1)
+    with pytest.raises(ValueError, match=r"^Y must be 0/1$"):
+        train_local(m, np.zeros((4, 2)), np.full((4, 3), 2), epochs=1)
+
+
+def test_fit_with_baseline_features_standardises_the_augmented_input() -> None:
+    """With the baseline's inputs and targets among the features, fit adds its residual columns and the
+    scaler covers features plus residuals."""
+    from federated.baseline import BASELINE_INPUTS, BASELINE_TARGETS
+
+    names = list(BASELINE_INPUTS) + list(BASELINE_TARGETS)
+    rng = np.random.default_rng(6)
+    n = 300
+    p, w = rng.uniform(5, 9, n), rng.uniform(1600, 2200, n)
+    T = np.column_stack([0.5 + 0.1 * p + 1e-4 * w + 0.01 * rng.normal(size=n) for _ in BASELINE_TARGETS])
+    X = np.column_stack([p, w, T])
+    Y = np.zeros((n, 3), dtype=int)
+    Y[:100, 1] = 1
+    X[:100, 2] += 0.3
+    m = FaultClassifier(hidden=0, epochs=1, feature_names=names).fit(X, Y)
+    assert m.baseline_ is not None
+    width = len(names) + len(m.baseline_.output_names)
+    assert m.mean_.shape == (width,) and m.n_inputs_ == width
+    np.testing.assert_allclose(m.mean_, m.augment(X).mean(axis=0), rtol=1e-12)
+    assert m.input_names()[len(names) :] == list(m.baseline_.output_names)
+    arrays, meta = to_arrays(m)
+    assert {"baseline_coef", "baseline_scale", "baseline_input_ref"} <= set(arrays)
+    back = from_arrays(arrays, json.loads(json.dumps(meta)))
+    np.testing.assert_allclose(back.predict_proba(X), m.predict_proba(X), rtol=1e-12)
