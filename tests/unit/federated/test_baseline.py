@@ -98,7 +98,7 @@ def test_solve_baseline_ridge_and_row_floor_by_hand() -> None:
     np.testing.assert_array_equal(base.input_ref, [7.0])
     np.testing.assert_array_equal(base.scale, [1.0])
     X8, Y8 = _flat_rows([2.0] * 8, n_faulty=5)
-    with pytest.raises(ValueError, match=r"too few healthy rows \(8\) to fit a 3-term baseline"):
+    with pytest.raises(ValueError, match=r"^too few healthy rows \(8\) to fit a 3-term baseline$"):
         solve_baseline([local_gram(X8, Y8, names, ONE, ("t",))], ONE, ("t",))
     # Two sites of 4 and 5 rows: the statistics add up to the 9-row fit.
     a, b = local_gram(X[:4], Y[:4], names, ONE, ("t",)), local_gram(X[4:], Y[4:], names, ONE, ("t",))
@@ -177,6 +177,20 @@ def test_residual_statistics_and_scale_by_hand(caplog: pytest.LogCaptureFixture)
     np.testing.assert_allclose(none.scale[0], 2.0)  # no healthy rows counted: divided by 1, not 0
 
 
+def test_leak_statistics_edge_cases() -> None:
+    """Signature and shared residuals may use up every target; a label matrix without fault columns has
+    no leak rows (every row counts as free of other faults)."""
+    base = _small()
+    X = np.array([[0, 2, 3, 3], [0, 4, 1, 3], [0, 1, 4, 5.5]], dtype=np.float64)
+    ss = local_residual_ss(X, np.zeros((3, 3), dtype=int), SMALL_NAMES, base, ("s",), ("a", "h"))
+    assert ss["leak_cross"].shape == (2, 2)
+    none = local_residual_ss(X, np.zeros((3, 0), dtype=int), SMALL_NAMES, base, ("s",), ("h",))
+    assert float(none["leak_rows"]) == 0.0 and float(none["count"]) == 3.0
+    np.testing.assert_allclose(none["leak_gram"], [[1 + 1 + 4, 1 - 1 + 2], [1 - 1 + 2, 3]])
+    assert _small().to_json()["shared_coef"] is None
+    assert HealthyBaseline.from_json(_small().to_json()).shared_coef is None
+
+
 def test_from_json_roundtrip_and_refusals() -> None:
     good = _small(np.array([[0.5], [1.0]]))
     d = json.loads(json.dumps(good.to_json()))
@@ -197,7 +211,7 @@ def test_from_json_roundtrip_and_refusals() -> None:
         ({"shared_coef": [[0.5], [np.inf]]}, "leak removal coefficients do not match signature/shared"),
     ]
     for change, msg in cases:
-        with pytest.raises(ValueError, match=msg):
+        with pytest.raises(ValueError, match=f"^{msg}$"):
             HealthyBaseline.from_json({**d, **change})
     # Using every target as signature or shared is allowed (subset, not strict subset).
     all_targets = {**d, "signature": ["a", "s"], "shared": ["h"], "shared_coef": [[0.0], [0.0], [0.0]]}
