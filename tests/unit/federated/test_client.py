@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from federated.client import (
     ClientData,
     ClientResult,
     InvalidClientError,
+    calibration_rows,
     client_update,
     own_heads,
     validate_client,
@@ -144,3 +146,33 @@ def test_proximal_term_keeps_update_closer(skewed_clients: dict[str, ClientData]
         return float(sum(np.sum((a - b) ** 2) for a, b in zip(r.params, params, strict=True)))
 
     assert dist(prox) < dist(free)
+
+
+def test_calibration_rows_are_stratified_by_label_set() -> None:
+    """4 healthy, 6 leak, 10 leak+bearing rows at 0.25: round(1) = 1, round(1.5) = 2, round(2.5) = 2 held out
+    (Python rounds halves to even). At 0.01 each set still gives one row."""
+    Y = np.array([[0, 0, 0]] * 4 + [[1, 0, 0]] * 6 + [[1, 0, 1]] * 10)
+    cal = calibration_rows(Y, 0.25, seed=3)
+    assert [int(cal[:4].sum()), int(cal[4:10].sum()), int(cal[10:].sum())] == [1, 2, 2]
+    np.testing.assert_array_equal(cal, calibration_rows(Y, 0.25, seed=3))
+    assert any(not np.array_equal(cal, calibration_rows(Y, 0.25, seed=s)) for s in range(4, 9))
+    assert [int(m.sum()) for m in np.split(calibration_rows(Y, 0.01, seed=0), [4, 10])] == [1, 1, 1]
+
+
+def test_client_update_defaults_and_checks(
+    skewed_clients: dict[str, ClientData], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No seed means seed 0 and no local_epochs means one epoch (160 rows / 32 = 5 steps); labels for two
+    faults where the model has three are refused before training."""
+    cfg, params = _config(batch_size=32)
+    del cfg["local_epochs"]
+    data = skewed_clients["site0"]
+    with caplog.at_level(logging.DEBUG, logger="federated.client"):
+        res = client_update(params, data, cfg)
+    assert res.metrics["steps"] == 5.0
+    seeded = client_update(params, data, {**cfg, "seed": 0})
+    for a, b in zip(res.params, seeded.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [r.getMessage()[:37] for r in caplog.records] == ["client site0 trained: {'train_loss': "]
+    with pytest.raises(InvalidClientError, match="labels shape"):
+        client_update(params, ClientData(data.X, data.Y[:, :2], "two"), cfg)
