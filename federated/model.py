@@ -417,7 +417,9 @@ def calibrate_head(
     """Platt-scale one head in place on held-out data; returns the (slope, offset) folded into its last layer.
 
     The calibrated logit is ``a * z + c``; because the output layer is linear in ``z`` the map is folded into
-    the head's last weights and bias, so the serialised model needs no extra calibration arrays.
+    the head's last weights and bias, so the serialised model needs no extra calibration arrays. ``(a, c)``
+    minimise the mean log-loss of ``a * z + c`` plus ``reg / 2 * (a - 1)^2`` (Newton steps), then ``a`` is
+    floored at 1e-3.
     """
     z = model.decision_function(X)[:, head]
     y = np.asarray(y, dtype=np.float64)

@@ -4,6 +4,7 @@ Platt calibration, the parameter bridge and the serialised form, and every refus
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -211,7 +212,7 @@ def test_platt_calibration_keeps_the_head_monotone_and_needs_both_classes() -> N
     y = (rng.random(5000) < _sigmoid(-3 * X[:, 0])).astype(float)
     a, _ = calibrate_head(m, X, y, head=0)
     assert a == 1e-3
-    with pytest.raises(ValueError, match="calibration needs both classes"):
+    with pytest.raises(ValueError, match=r"^calibration needs both classes$"):
         calibrate_head(m, X, np.ones(5000), head=0)
 
 
@@ -413,3 +414,31 @@ def test_fit_with_baseline_features_standardises_the_augmented_input() -> None:
     assert {"baseline_coef", "baseline_scale", "baseline_input_ref"} <= set(arrays)
     back = from_arrays(arrays, json.loads(json.dumps(meta)))
     np.testing.assert_allclose(back.predict_proba(X), m.predict_proba(X), rtol=1e-12)
+
+
+def test_platt_calibration_is_the_regularised_log_loss_optimum() -> None:
+    """40 held-out rows: (a, c) must minimise mean log-loss(a z + c) + 1e-3 / 2 (a - 1)^2, found here by a
+    general-purpose optimiser."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(7)
+    m = _logistic()
+    set_parameters(m, [np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.zeros(3)])
+    X = rng.normal(size=(40, 2))
+    z = X[:, 0]
+    y = (rng.random(40) < _sigmoid(0.5 * z + 0.3)).astype(float)
+
+    def objective(v: np.ndarray) -> float:
+        t = v[0] * z + v[1]
+        return float(np.mean(np.logaddexp(0, t) - y * t) + 1e-3 / 2 * (v[0] - 1) ** 2)
+
+    best = minimize(objective, [1.0, 0.0], method="BFGS", options={"gtol": 1e-12}).x
+    a, c = calibrate_head(m, X, y, head=0)
+    np.testing.assert_allclose([a, c], best, rtol=1e-6, atol=1e-8)
+
+
+def test_noisy_or_head_is_not_calibrated_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    m = FaultClassifier(hidden=0, feature_names=NAMES, head_groups=(0, 1, 1, 2)).initialize(2)
+    with caplog.at_level(logging.INFO, logger="federated.model"):
+        assert calibrate_head(m, np.zeros((4, 2)), np.array([0, 1, 0, 1]), head=1) == (1.0, 0.0)
+    assert [r.getMessage() for r in caplog.records] == ["head 1 is a noisy-OR of 2 heads: not calibrated"]
