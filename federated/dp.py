@@ -89,7 +89,7 @@ class DPFixedClipping(Strategy):
         self, server_round: int, global_params: Sequence[np.ndarray], clients: Sequence[str]
     ) -> list[FitInstruction]:
         """Delegate to the inner strategy (keeps its client config, e.g. ``proximal_mu``)."""
-        self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
+        self._global = [np.array(p, dtype=np.float64) for p in global_params]
         return self.inner.configure_fit(server_round, global_params, clients)
 
     def aggregate_fit(

@@ -455,7 +455,7 @@ def calibrate_head(
 def get_parameters(model: FaultClassifier) -> list[np.ndarray]:
     """Copies of the trainable arrays in a fixed order (the federated payload)."""
     model._check_fitted()
-    return [np.array(getattr(model, name + "_"), dtype=np.float64, copy=True) for name in model.param_names]
+    return [np.array(getattr(model, name + "_"), dtype=np.float64) for name in model.param_names]
 
 
 def set_parameters(model: FaultClassifier, params: Sequence[np.ndarray]) -> FaultClassifier:

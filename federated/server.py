@@ -129,11 +129,11 @@ def run_federated(
                 excluded[cid] = reason
                 continue
         fns[cid] = _as_fn(entry)
-    params = [np.array(p, dtype=np.float64, copy=True) for p in initial_params]
+    params = [np.array(p, dtype=np.float64) for p in initial_params]
     history: list[RoundRecord] = []
     for rnd in range(1, int(rounds) + 1):
         t0 = time.perf_counter()
-        results: list[ClientResult] = []
+        results: list[ClientResult]
         failures: list[ClientFailure | BaseException] = []
         try:
             instructions = strategy.configure_fit(rnd, params, list(fns))

@@ -106,7 +106,7 @@ class Strategy(ABC):
         n = max(self.min_fit_clients, int(np.ceil(self.fraction_fit * len(available))))
         rng = np.random.default_rng([self.seed, server_round])
         chosen = sorted(rng.choice(len(available), size=n, replace=False)) if n < len(available) else range(n)
-        self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
+        self._global = [np.array(p, dtype=np.float64) for p in global_params]
         base = self.client_config(server_round)
         return [
             FitInstruction(
@@ -172,7 +172,7 @@ class Strategy(ABC):
     def _round_global(self, global_params: Sequence[np.ndarray] | None) -> Params:
         """This round's global parameters: given explicitly, else those from :meth:`configure_fit`."""
         if global_params is not None:
-            self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
+            self._global = [np.array(p, dtype=np.float64) for p in global_params]
         if self._global is None:
             raise RuntimeError(
                 "aggregate_fit needs global_params (configure_fit was not called on this object)"

@@ -128,7 +128,7 @@ def test_evaluate_fn_sees_each_rounds_model() -> None:
 
 def test_on_quorum_failure_must_be_raise_or_skip() -> None:
     strategy, init = _strategy()
-    with pytest.raises(ValueError, match="on_quorum_failure must be 'raise' or 'skip'"):
+    with pytest.raises(ValueError, match=r"^on_quorum_failure must be 'raise' or 'skip'$"):
         run_federated(strategy, {}, 1, init, on_quorum_failure="retry")
 
 
@@ -234,12 +234,13 @@ def test_run_logs_each_round_and_each_skip(caplog: pytest.LogCaptureFixture) -> 
 
 def test_initial_parameters_are_copied_as_float64() -> None:
     strategy, _ = _strategy()
-    init = [np.array([1, 2]), np.array([[3]])]
+    init = [np.array([1, 2]), np.array([[3.0]])]
     hist = run_federated(strategy, {}, 0, init)
     assert hist.rounds == [] and [p.dtype for p in hist.params] == [np.float64, np.float64]
     np.testing.assert_array_equal(hist.params[0], [1.0, 2.0])
     hist.params[0][0] = 50.0
-    assert init[0][0] == 1
+    hist.params[1][0, 0] = 50.0
+    assert init[0][0] == 1 and init[1][0, 0] == 3.0
 
 
 def test_one_worker_runs_clients_in_turn_and_unstarted_ones_are_cancelled() -> None:

@@ -142,9 +142,11 @@ def test_evaluate_every_metric_by_hand() -> None:
 
 
 def test_evaluate_rates_without_healthy_or_faulty_rows_are_nan() -> None:
-    only_faults = evaluate_predictions(np.array([[1, 0, 0]]), np.array([[1, 0, 0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice"
+        only_faults = evaluate_predictions(np.array([[1, 0, 0]]), np.array([[1, 0, 0]]))
+        only_healthy = evaluate_predictions(np.array([[0, 0, 0]]), np.array([[0, 1, 0]]))
     assert np.isnan(only_faults["false_alarm_rate"]) and only_faults["missed_fault_rate"] == 0.0
-    only_healthy = evaluate_predictions(np.array([[0, 0, 0]]), np.array([[0, 1, 0]]))
     assert np.isnan(only_healthy["missed_fault_rate"]) and only_healthy["false_alarm_rate"] == 1.0
     with pytest.raises(ValueError, match=r"shape mismatch \(1, 3\) vs \(1, 2\)"):
         evaluate_predictions(np.zeros((1, 3)), np.zeros((1, 2)))

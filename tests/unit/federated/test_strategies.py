@@ -214,6 +214,7 @@ def test_multi_krum_ignores_reported_counts() -> None:
 
 
 def test_krum_settings_are_checked() -> None:
+    assert Krum(CFG, num_byzantine=0).num_byzantine == 0  # no Byzantine client assumed: allowed
     for kw in ({"num_byzantine": -1}, {"num_selected": 0}):
         with pytest.raises(ValueError, match=r"^Krum needs num_byzantine >= 0 and num_selected >= 1"):
             Krum(CFG, **kw)

@@ -183,7 +183,7 @@ def test_ensemble_screens_like_every_rule() -> None:
     s = STRATEGIES["ensemble"](CFG, min_fit_clients=1)
     good = ClientResult([np.ones((1, 1))], 5, {"positives_leak": 2.0}, "good")
     bad = ClientResult([np.full((1, 1), np.nan)], 5, {"positives_leak": 2.0}, "nan")
-    silent = ClientResult([np.full((1, 1), 7.0)], 5, {}, "no_claims")  # claims nothing: expert in nothing
+    silent = ClientResult([np.full((1, 1), 7.0)], 1, {}, "no_claims")  # claims nothing: expert in nothing
     out = s.aggregate_fit(1, [good, bad, silent], [], [np.zeros((1, 1))])
     np.testing.assert_allclose(out[0], [[1.0]])
     assert [f.client_id for f in s.failures_] == ["nan"]  # type: ignore[union-attr]
