@@ -233,8 +233,8 @@ def test_fit_standardises_with_a_floor_for_constant_columns() -> None:
         ({"activation": "sigmoid"}, {}, "activation must be 'tanh' or 'relu', got 'sigmoid'"),
         ({}, {"mean": np.zeros(3)}, r"scaler mean/scale must have shape \(2,\)"),
         ({}, {"scale": np.ones(3)}, r"scaler mean/scale must have shape \(2,\)"),
-        ({}, {"scale": np.array([1.0, 0.0])}, "scaler scale must be finite and > 0"),
-        ({}, {"scale": np.array([1.0, np.inf])}, "scaler scale must be finite and > 0"),
+        ({}, {"scale": np.array([1.0, 0.0])}, r"^scaler scale must be finite and > 0$"),
+        ({}, {"scale": np.array([1.0, np.inf])}, r"^scaler scale must be finite and > 0$"),
         ({"fallback_threshold": 0.0}, {}, r"fallback_threshold must be in \(0, 1\) or None, got 0.0"),
         ({"fallback_threshold": 1.0}, {}, r"fallback_threshold must be in \(0, 1\) or None, got 1.0"),
         ({"head_groups": (0, 1, 3)}, {}, r"head_groups must name faults 0..2, got \(0, 1, 3\)"),
@@ -264,7 +264,7 @@ def test_initialize_accepts_a_fallback_inside_the_interval_and_needs_baseline_fe
 
 def test_uninitialised_model_and_bad_input_are_refused() -> None:
     with pytest.raises(
-        RuntimeError, match=r"FaultClassifier is not initialised; call fit\(\) or initialize\(\)"
+        RuntimeError, match=r"^FaultClassifier is not initialised; call fit\(\) or initialize\(\) first$"
     ):
         FaultClassifier().decision_function(np.zeros((1, 2)))
     with pytest.raises(RuntimeError, match="not initialised"):
@@ -357,17 +357,17 @@ def test_from_arrays_refusals() -> None:
         ({}, {"format_version": 3}, "unsupported format_version 3"),
         ({}, {"format_version": 0}, "unsupported format_version 0"),
         ({"W": arrays["W"].astype(np.int64)}, {}, "array 'W' has non-float dtype int64"),
-        ({}, {"param_names": ["W1", "b1", "W2", "b2"]}, "param_names do not match the architecture"),
-        ({"thresholds": np.array([0.5, 0.5])}, {}, r"thresholds must be one value in \(0, 1\) per fault"),
+        ({}, {"param_names": ["W1", "b1", "W2", "b2"]}, r"^param_names do not match the architecture$"),
+        ({"thresholds": np.array([0.5, 0.5])}, {}, r"^thresholds must be one value in \(0, 1\) per fault$"),
         (
             {"thresholds": np.array([0.5, 0.0, 0.5])},
             {},
-            r"thresholds must be one value in \(0, 1\) per fault",
+            r"^thresholds must be one value in \(0, 1\) per fault$",
         ),
         (
             {"thresholds": np.array([0.5, 1.0, 0.5])},
             {},
-            r"thresholds must be one value in \(0, 1\) per fault",
+            r"^thresholds must be one value in \(0, 1\) per fault$",
         ),
     ]
     for a, m, msg in cases:
@@ -442,3 +442,22 @@ def test_noisy_or_head_is_not_calibrated_and_says_so(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO, logger="federated.model"):
         assert calibrate_head(m, np.zeros((4, 2)), np.array([0, 1, 0, 1]), head=1) == (1.0, 0.0)
     assert [r.getMessage() for r in caplog.records] == ["head 1 is a noisy-OR of 2 heads: not calibrated"]
+
+
+def test_sigmoid_of_integer_logits_is_a_float() -> None:
+    np.testing.assert_allclose(_sigmoid(np.array([0, 2, -2])), [0.5, 0.88079708, 0.11920292], rtol=1e-7)
+
+
+def test_decide_returns_integers_and_applies_the_fallback_to_a_lone_fault() -> None:
+    out = decide(np.array([[0.7, 0.2]]), np.array([0.5, 0.5]))
+    assert out.dtype == np.int64
+    # One fault below its threshold but above the fallback is the most probable fault: it fires.
+    np.testing.assert_array_equal(decide(np.array([[0.45], [0.35]]), np.array([0.5]), 0.4), [[1], [0]])
+
+
+def test_constructor_defaults() -> None:
+    assert FaultClassifier().get_params() == {
+        "hidden": 16, "epochs": 60, "learning_rate": 0.01, "batch_size": 128, "alpha": 1e-4,
+        "activation": "tanh", "fault_names": ("leak", "blocked_inlet", "bearing"), "feature_names": None, "random_state": 0,
+        "head_inputs": None, "head_groups": None, "fallback_threshold": None,
+    }  # fmt: skip

@@ -203,6 +203,8 @@ def test_subset_helpers_and_confusion_text() -> None:
         "inlet+bear",
         "leak+inlet",
     ]
+    with pytest.raises(ValueError):  # one name per row, or it would silently drop rows
+        format_confusion(np.zeros((3, 3), dtype=int), ["a", "b"])
     text = format_confusion(np.array([[1, 2], [30, 4]]), ["healthy", "blocked_inlet"])
     assert text == (
         "           healthy      inlet\nhealthy          1          2\ninlet           30          4"
