@@ -458,6 +458,7 @@ def test_decide_returns_integers_and_applies_the_fallback_to_a_lone_fault() -> N
 def test_constructor_defaults() -> None:
     assert FaultClassifier().get_params() == {
         "hidden": 16, "epochs": 60, "learning_rate": 0.01, "batch_size": 128, "alpha": 1e-4,
-        "activation": "tanh", "fault_names": ("leak", "blocked_inlet", "bearing"), "feature_names": None, "random_state": 0,
+        "activation": "tanh", "fault_names": ("leak", "blocked_inlet", "bearing"), "feature_names": None,
+        "random_state": 0,
         "head_inputs": None, "head_groups": None, "fallback_threshold": None,
     }  # fmt: skip
