@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import os
 import subprocess
@@ -166,18 +167,23 @@ def tally(files: list[str], equivalent: dict[str, str]) -> tuple[list[ModuleTall
 
 
 def forget_stale_test_map() -> None:
-    """Drop mutmut's test -> function map when a unit test changed after it was made.
+    """Drop mutmut's test -> function map when any unit test changed since it was made.
 
-    mutmut maps tests to the functions they call once and only adds tests with new names, so an edited test
-    that now covers another function would be missed for it (a false survivor).
+    mutmut maps tests to the functions they call once and afterwards only adds some new tests, so an edited
+    or added test could be missing from a function's list (a false survivor). The map is keyed here by a hash
+    of every unit-test file; mutmut rewrites its stats file on each run, so its mtime cannot tell.
     """
     stats = ROOT / "mutants" / "mutmut-stats.json"
-    if not stats.exists():
-        return
-    made = stats.stat().st_mtime
-    if any(p.stat().st_mtime > made for p in (ROOT / "tests" / "unit").rglob("*.py")):
+    stamp = ROOT / "mutants" / "unit-tests.sha256"
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "tests" / "unit").rglob("*.py")):
+        h.update(p.relative_to(ROOT).as_posix().encode() + b"\0" + p.read_bytes())
+    digest = h.hexdigest()
+    if stats.exists() and (not stamp.exists() or stamp.read_text() != digest):
         print("unit tests changed since the last run: mutmut re-maps tests to functions", flush=True)
         stats.unlink()
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.write_text(digest)
 
 
 def run_mutmut(files: list[str], max_children: int | None) -> int:

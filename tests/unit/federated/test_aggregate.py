@@ -211,3 +211,11 @@ def test_ensemble_takes_every_head_of_a_fault_from_its_expert(
     W, b = s.aggregate_fit(1, results, [])
     np.testing.assert_allclose(b, expected)
     np.testing.assert_allclose(W, np.repeat(np.asarray(expected, dtype=float)[:, None], 2, axis=1))
+
+
+def test_krum_ties_keep_the_clients_order_even_for_many_clients() -> None:
+    """Ten clients at 1 then ten at 0, f = 1: each scores its 17 nearest (9 at distance 0, 8 at 1) = 8, a
+    20-way tie; the first listed are kept (a non-stable sort scrambles ties beyond 16 entries)."""
+    ps = [[np.array([1.0])]] * 10 + [[np.array([0.0])]] * 10
+    np.testing.assert_allclose(krum_scores(ps, 1), np.full(20, 8.0))
+    assert krum_select(ps, 1, num_selected=5) == [0, 1, 2, 3, 4]

@@ -176,3 +176,12 @@ def test_client_update_defaults_and_checks(
     assert [r.getMessage()[:37] for r in caplog.records] == ["client site0 trained: {'train_loss': "]
     with pytest.raises(InvalidClientError, match="labels shape"):
         client_update(params, ClientData(data.X, data.Y[:, :2], "two"), cfg)
+
+
+def test_calibrated_update_is_reproducible(skewed_clients: dict[str, ClientData]) -> None:
+    cfg, params = _config(train_heads="own", calibrate=True, seed=11)
+    a = client_update(params, skewed_clients["site2"], cfg)
+    b = client_update(params, skewed_clients["site2"], cfg)
+    for x, y in zip(a.params, b.params, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a.metrics == b.metrics
