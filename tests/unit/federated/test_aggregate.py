@@ -150,6 +150,12 @@ def test_flatten_unflatten_roundtrip() -> None:
             5,
             "parameter 0 has dtype <U1, expected a real number type",
         ),
+        (
+            [np.array([True, False]), np.zeros((1, 1))],
+            5,
+            "parameter 0 has dtype bool, expected a real number type",
+        ),
+        ([np.array([1, 2]), np.zeros((1, 1), dtype=np.float32)], 5, None),
     ],
 )
 def test_update_problem_reasons(params: list[np.ndarray], n: object, reason: str | None) -> None:
@@ -214,8 +220,8 @@ def test_ensemble_takes_every_head_of_a_fault_from_its_expert(
 
 
 def test_krum_ties_keep_the_clients_order_even_for_many_clients() -> None:
-    """Ten clients at 1 then ten at 0, f = 1: each scores its 17 nearest (9 at distance 0, 8 at 1) = 8, a
-    20-way tie; the first listed are kept (a non-stable sort scrambles ties beyond 16 entries)."""
-    ps = [[np.array([1.0])]] * 10 + [[np.array([0.0])]] * 10
-    np.testing.assert_allclose(krum_scores(ps, 1), np.full(20, 8.0))
-    assert krum_select(ps, 1, num_selected=5) == [0, 1, 2, 3, 4]
+    """Clients at 100, 200, ..., 1000, then ten at 0; f = 9 leaves 9 neighbours, so the ten at 0 all score 0:
+    a ten-way tie at the top. The first listed are kept (a non-stable sort of 20 scores scrambles ties)."""
+    ps = [[np.array([100.0 * (i + 1)])] for i in range(10)] + [[np.array([0.0])]] * 10
+    np.testing.assert_allclose(krum_scores(ps, 9)[10:], np.zeros(10))
+    assert krum_select(ps, 9, num_selected=5) == [10, 11, 12, 13, 14]
