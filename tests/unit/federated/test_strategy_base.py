@@ -198,3 +198,19 @@ def test_a_non_finite_aggregate_is_refused() -> None:
 
     with pytest.raises(FloatingPointError, match=r"^round 3: aggregated parameter 1 is not finite$"):
         Broken(CFG).aggregate_fit(3, [_r([1.0]), _r([1.0])], [], [np.zeros(1)])
+
+
+def test_an_integer_global_model_is_taken_as_float() -> None:
+    """The ensemble copies the global arrays and writes expert heads into them: an integer global model must
+    not truncate a head of 1.5 to 1, whether given to configure_fit or to aggregate_fit."""
+    cfg = {"model": {"fault_names": ["leak", "bearing"], "n_features": 1}}
+    experts = [
+        ClientResult([np.full((2, 1), 1.5)], 4, {"positives_leak": 1.0}, "a"),
+        ClientResult([np.full((2, 1), 9.0)], 4, {"positives_bearing": 2.0}, "b"),
+    ]
+    s = STRATEGIES["ensemble"](cfg)
+    np.testing.assert_allclose(
+        s.aggregate_fit(1, experts, [], [np.zeros((2, 1), dtype=int)])[0], [[1.5], [9.0]]
+    )
+    s.configure_fit(2, [np.zeros((2, 1), dtype=int)], ["a", "b"])
+    np.testing.assert_allclose(s.aggregate_fit(2, experts, [])[0], [[1.5], [9.0]])
