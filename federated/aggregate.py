@@ -18,15 +18,43 @@ def _check(params_list: Sequence[Sequence[np.ndarray]]) -> None:
             raise ValueError(f"client {i} parameter shapes differ from client 0")
 
 
+def update_problem(
+    params: Sequence[np.ndarray], num_examples: object, reference: Sequence[np.ndarray]
+) -> str | None:
+    """Why one client's update cannot be aggregated, or None when it can.
+
+    An update must carry one array per ``reference`` array with the same shape, only finite values, and a
+    positive whole number of examples (the weight FedAvg gives it). The first problem found is returned as a
+    one-line reason naming the array or field.
+    """
+    if isinstance(num_examples, bool) or not isinstance(num_examples, int | float | np.integer | np.floating):
+        return f"num_examples must be a number, got {type(num_examples).__name__}"
+    if not np.isfinite(num_examples) or num_examples != int(num_examples):
+        return f"num_examples must be a whole number, got {num_examples}"
+    if num_examples <= 0:
+        return f"num_examples must be > 0, got {num_examples}"
+    if len(params) != len(reference):
+        return f"expected {len(reference)} parameter arrays, got {len(params)}"
+    for i, r in enumerate(reference):
+        a = np.asarray(params[i])
+        if a.shape != np.shape(r):
+            return f"parameter {i} has shape {a.shape}, expected {np.shape(r)}"
+        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+            return f"parameter {i} has dtype {a.dtype}, expected a real number type"
+        if not np.all(np.isfinite(a)):
+            return f"parameter {i} has {int(a.size - np.count_nonzero(np.isfinite(a)))} non-finite values"
+    return None
+
+
 def weighted_average(params_list: Sequence[Sequence[np.ndarray]], weights: Sequence[float]) -> Params:
     """Average of each array weighted by ``weights`` (e.g. number of examples)."""
     _check(params_list)
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights)
     if w.shape != (len(params_list),) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError("weights must be non-negative, one per client, with a positive sum")
     w = w / w.sum()
     return [
-        np.tensordot(w, np.stack([np.asarray(p[i], dtype=np.float64) for p in params_list]), axes=1)
+        np.tensordot(w, np.stack([np.asarray(p[i]) for p in params_list]), axes=1)
         for i in range(len(params_list[0]))
     ]
 
@@ -37,13 +65,22 @@ def coordinate_median(params_list: Sequence[Sequence[np.ndarray]]) -> Params:
     return [np.median(np.stack([p[i] for p in params_list]), axis=0) for i in range(len(params_list[0]))]
 
 
-def trimmed_mean(params_list: Sequence[Sequence[np.ndarray]], beta: float) -> Params:
-    """Coordinate-wise mean after dropping the ``floor(beta * n)`` lowest and highest values."""
-    _check(params_list)
+def trim_count(n: int, beta: float) -> int:
+    """Values dropped at each end by :func:`trimmed_mean`: ``floor(beta * n)``, but at least one when
+    ``beta > 0`` and ``n >= 3`` (``floor(0.2 * 3) = 0`` would otherwise trim nothing: a plain mean that one
+    extreme client can drag anywhere). Always leaves at least one value since ``beta < 0.5``.
+    """
     if not 0 <= beta < 0.5:
         raise ValueError("beta must be in [0, 0.5)")
-    n = len(params_list)
     cut = int(np.floor(beta * n))
+    return max(cut, 1) if beta > 0 and n >= 3 else cut
+
+
+def trimmed_mean(params_list: Sequence[Sequence[np.ndarray]], beta: float) -> Params:
+    """Coordinate-wise mean after dropping the :func:`trim_count` lowest and highest values."""
+    _check(params_list)
+    n = len(params_list)
+    cut = trim_count(n, beta)
     out = []
     for i in range(len(params_list[0])):
         s = np.sort(np.stack([p[i] for p in params_list]), axis=0)
@@ -71,6 +108,8 @@ def unflatten(vec: np.ndarray, like: Sequence[np.ndarray]) -> Params:
 def krum_scores(params_list: Sequence[Sequence[np.ndarray]], num_byzantine: int) -> np.ndarray:
     """Krum score per client: sum of squared distances to its ``n - f - 2`` nearest other clients."""
     _check(params_list)
+    if num_byzantine < 0:
+        raise ValueError(f"num_byzantine must be >= 0, got {num_byzantine}")
     n = len(params_list)
     k = n - num_byzantine - 2
     if k < 1:

@@ -172,7 +172,11 @@ def solve_baseline(
     targets: Sequence[str] = BASELINE_TARGETS,
     ridge: float = 1e-9,
 ) -> HealthyBaseline:
-    """Least-squares coefficients from summed statistics (scale set to 1 until :func:`set_residual_scale`)."""
+    """Least-squares coefficients from summed statistics (scale set to 1 until :func:`set_residual_scale`).
+
+    Solves ``(G + ridge * n * I) coef = C`` (the ridge is per row, so it means the same for any site count)
+    and needs at least three healthy rows per polynomial term.
+    """
     items = list(grams)
     G = np.sum([g["gram"] for g in items], axis=0)
     C = np.sum([g["cross"] for g in items], axis=0)

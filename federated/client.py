@@ -70,6 +70,18 @@ def own_heads(Y: np.ndarray) -> list[int]:
     return [int(k) for k in np.flatnonzero(np.asarray(Y).sum(axis=0) > 0)]
 
 
+def calibration_rows(Y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask holding out ``round(fraction * n)`` rows (at least one) of every label set."""
+    Y = np.asarray(Y)
+    keys = Y @ (2 ** np.arange(Y.shape[1]))  # one integer per label set
+    rng = np.random.default_rng(seed)
+    cal = np.zeros(len(Y), dtype=bool)
+    for key in np.unique(keys):
+        idx = np.flatnonzero(keys == key)
+        cal[rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False)] = True
+    return cal
+
+
 def client_update(
     global_params: Sequence[np.ndarray], data: ClientData, config: Mapping[str, Any]
 ) -> ClientResult:
@@ -89,25 +101,17 @@ def client_update(
     X = np.asarray(data.X, dtype=np.float64)
     Y = np.asarray(data.Y, dtype=np.float64)
     seed = int(config.get("seed", 0))
-    heads: list[int] | None = None
-    if config.get("train_heads", "all") == "own":
-        heads = own_heads(Y)
-    calibrate = bool(config.get("calibrate", False)) and heads
-    X_cal = Y_cal = None
-    if calibrate:
-        # Hold out a stratified slice for Platt scaling so calibration is not fitted on training rows.
-        rng = np.random.default_rng(seed + 1)
-        frac = float(config.get("calibration_fraction", 0.25))
-        keys = Y @ (2 ** np.arange(n_faults))
-        cal = np.zeros(len(X), dtype=bool)
-        for key in np.unique(keys):
-            idx = np.flatnonzero(keys == key)
-            cal[rng.choice(idx, size=max(1, round(frac * len(idx))), replace=False)] = True
-        X_cal, Y_cal, X, Y = X[cal], Y[cal], X[~cal], Y[~cal]
+    heads = own_heads(Y) if config.get("train_heads") == "own" else None
+    # Platt scaling needs rows the heads were not trained on: hold out a stratified slice.
+    cal = (
+        calibration_rows(Y, float(config.get("calibration_fraction", 0.25)), seed + 1)
+        if heads and config.get("calibrate")
+        else np.zeros(len(X), dtype=bool)
+    )
     metrics = train_local(
         model,
-        X,
-        Y,
+        X[~cal],
+        Y[~cal],
         epochs=int(config.get("local_epochs", 1)),
         learning_rate=config.get("learning_rate"),
         batch_size=config.get("batch_size"),
@@ -116,11 +120,10 @@ def client_update(
         seed=seed,
         optimizer=str(config.get("optimizer", "adam")),
     )
-    if calibrate and X_cal is not None and Y_cal is not None and heads is not None:
-        for k in heads:
-            a, c = calibrate_head(model, X_cal, Y_cal[:, k], k)
-            metrics[f"calibration_slope_{model.fault_names[k]}"] = a
-            metrics[f"calibration_offset_{model.fault_names[k]}"] = c
+    for k in heads if cal.any() and heads else []:
+        a, c = calibrate_head(model, X[cal], Y[cal, k], k)
+        metrics[f"calibration_slope_{model.fault_names[k]}"] = a
+        metrics[f"calibration_offset_{model.fault_names[k]}"] = c
     for k, name in enumerate(model.fault_names):
         metrics[f"positives_{name}"] = float(np.asarray(data.Y)[:, k].sum())
     logger.debug("client %s trained: %s", data.client_id, metrics)

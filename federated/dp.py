@@ -10,6 +10,7 @@ Gaussian mechanism (no subsampling amplification is claimed, since every client 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ _ORDERS = np.concatenate([np.linspace(1.05, 10.0, 180), np.arange(11.0, 513.0)])
 def gaussian_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     """(epsilon, delta)-DP of ``rounds`` compositions of the Gaussian mechanism (RDP accountant)."""
     if noise_multiplier <= 0:
-        return float("inf")
+        return math.inf
     if rounds <= 0:
         return 0.0
     rdp = rounds * _ORDERS / (2.0 * noise_multiplier**2)
@@ -63,6 +64,12 @@ class DPFixedClipping(Strategy):
     ) -> None:
         if not isinstance(inner, FedAvg | FedAdam):
             raise TypeError("DP averaging needs a mean-based inner strategy (FedAvg, FedProx or FedAdam)")
+        if not (np.isfinite(clip_norm) and clip_norm > 0):
+            raise ValueError(f"clip_norm must be a positive number, got {clip_norm}")
+        if not (np.isfinite(noise_multiplier) and noise_multiplier >= 0):
+            raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
+        if not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {delta}")
         super().__init__(
             inner.fit_config,
             min_fit_clients=inner.min_fit_clients,
@@ -82,7 +89,7 @@ class DPFixedClipping(Strategy):
         self, server_round: int, global_params: Sequence[np.ndarray], clients: Sequence[str]
     ) -> list[FitInstruction]:
         """Delegate to the inner strategy (keeps its client config, e.g. ``proximal_mu``)."""
-        self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
+        self._global = [np.array(p, dtype=np.float64) for p in global_params]
         return self.inner.configure_fit(server_round, global_params, clients)
 
     def aggregate_fit(
@@ -93,18 +100,14 @@ class DPFixedClipping(Strategy):
         global_params: Sequence[np.ndarray] | None = None,
     ) -> Params:
         """Clip, average uniformly, add noise, then let the inner strategy apply the noisy mean."""
-        self.check_quorum(server_round, results, failures)
-        g = [
-            np.asarray(p, dtype=np.float64)
-            for p in (global_params if global_params is not None else self._global or [])
-        ]
-        if not g:
-            raise RuntimeError("aggregate_fit needs global_params")
-        clipped, norms = zip(*(clip_update(r.params, g, self.clip_norm) for r in results), strict=True)
+        g = self._round_global(global_params)
+        accepted, all_failures = self.screen_results(results, failures, g)
+        self.check_quorum(server_round, accepted, all_failures)
+        clipped, norms = zip(*(clip_update(r.params, g, self.clip_norm) for r in accepted), strict=True)
         n = len(clipped)
         total = np.sum([flatten(c) - flatten(g) for c in clipped], axis=0)
-        noisy_mean = total + self._rng.normal(0.0, self.noise_multiplier * self.clip_norm, size=total.shape)
-        noisy = unflatten(flatten(g) + noisy_mean / n, g)
+        noisy_sum = total + self._rng.normal(0.0, self.noise_multiplier * self.clip_norm, size=total.shape)
+        noisy = unflatten(flatten(g) + noisy_sum / n, g)
         self.rounds_ += 1
         logger.info(
             "round %d: DP clip=%.3g median update norm=%.3g noise_multiplier=%.3g epsilon=%.3g (delta=%g)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
@@ -49,19 +50,19 @@ def evaluate_predictions(
     pred_fault: np.ndarray = np.any(Y_pred, axis=1)
     out["fault_detection_acc"] = float(np.mean(true_fault == pred_fault))
     healthy = ~true_fault
-    out["false_alarm_rate"] = float(np.mean(pred_fault[healthy])) if healthy.any() else float("nan")
-    out["missed_fault_rate"] = float(np.mean(~pred_fault[true_fault])) if true_fault.any() else float("nan")
+    out["false_alarm_rate"] = float(np.mean(pred_fault[healthy])) if healthy.any() else math.nan
+    out["missed_fault_rate"] = float(np.mean(~pred_fault[true_fault])) if true_fault.any() else math.nan
     out["hamming_acc"] = float(np.mean(Y_true == Y_pred))
     for k, name in enumerate(fault_names):
         tp = int(np.sum((Y_pred[:, k] == 1) & (Y_true[:, k] == 1)))
         fp = int(np.sum((Y_pred[:, k] == 1) & (Y_true[:, k] == 0)))
         fn = int(np.sum((Y_pred[:, k] == 0) & (Y_true[:, k] == 1)))
-        out[f"precision_{name}"] = tp / (tp + fp) if tp + fp else float("nan")
-        out[f"recall_{name}"] = tp / (tp + fn) if tp + fn else float("nan")
+        out[f"precision_{name}"] = tp / (tp + fp) if tp + fp else math.nan
+        out[f"recall_{name}"] = tp / (tp + fn) if tp + fn else math.nan
     cm = confusion_subsets(Y_true, Y_pred)
     out["confusion"] = cm
     out["subset_names"] = subset_names(fault_names)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore"):  # a subset with no rows: 0 / 0 -> nan
         per_class = np.diag(cm) / cm.sum(axis=1)
     for name, acc in zip(out["subset_names"], per_class, strict=True):
         out[f"acc_{name}"] = float(acc)

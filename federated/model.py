@@ -417,7 +417,9 @@ def calibrate_head(
     """Platt-scale one head in place on held-out data; returns the (slope, offset) folded into its last layer.
 
     The calibrated logit is ``a * z + c``; because the output layer is linear in ``z`` the map is folded into
-    the head's last weights and bias, so the serialised model needs no extra calibration arrays.
+    the head's last weights and bias, so the serialised model needs no extra calibration arrays. ``(a, c)``
+    minimise the mean log-loss of ``a * z + c`` plus ``reg / 2 * (a - 1)^2`` (Newton steps), then ``a`` is
+    floored at 1e-3.
     """
     z = model.decision_function(X)[:, head]
     y = np.asarray(y, dtype=np.float64)
@@ -453,7 +455,7 @@ def calibrate_head(
 def get_parameters(model: FaultClassifier) -> list[np.ndarray]:
     """Copies of the trainable arrays in a fixed order (the federated payload)."""
     model._check_fitted()
-    return [np.array(getattr(model, name + "_"), dtype=np.float64, copy=True) for name in model.param_names]
+    return [np.array(getattr(model, name + "_"), dtype=np.float64) for name in model.param_names]
 
 
 def set_parameters(model: FaultClassifier, params: Sequence[np.ndarray]) -> FaultClassifier:

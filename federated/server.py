@@ -31,7 +31,7 @@ class RoundRecord:
 
     server_round: int
     n_results: int
-    failures: list[ClientFailure]
+    failures: list[ClientFailure | BaseException]
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
     skipped: bool = False
@@ -129,20 +129,24 @@ def run_federated(
                 excluded[cid] = reason
                 continue
         fns[cid] = _as_fn(entry)
-    params = [np.array(p, dtype=np.float64, copy=True) for p in initial_params]
+    params = [np.array(p, dtype=np.float64) for p in initial_params]
     history: list[RoundRecord] = []
     for rnd in range(1, int(rounds) + 1):
         t0 = time.perf_counter()
+        results: list[ClientResult]
+        failures: list[ClientFailure | BaseException] = []
         try:
             instructions = strategy.configure_fit(rnd, params, list(fns))
-            results, failures = run_clients(instructions, fns, timeout_s, max_workers)
+            returned, crashed = run_clients(instructions, fns, timeout_s, max_workers)
+            # Screened here too (aggregate_fit screens again) so the record counts only the updates used.
+            results, failures = strategy.screen_results(returned, crashed, params)
             params = strategy.aggregate_fit(rnd, results, failures)
             skipped = False
         except QuorumError as exc:
             if on_quorum_failure == "raise":
                 raise
             logger.warning("round %d skipped: %s", rnd, exc)
-            results, failures, skipped = [], [], True
+            results, skipped = [], True
         metrics: dict[str, float] = {}
         if results:
             w = np.array([r.num_examples for r in results], dtype=np.float64)

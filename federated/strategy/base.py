@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from federated.aggregate import update_problem
 from federated.client import ClientResult
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,13 @@ class ClientFailure:
 
     client_id: str
     reason: str
+
+
+def _describe(failure: ClientFailure | BaseException) -> str:
+    """``"<client>: <reason>"`` for a failure (an exception has no client id: ``"?"``)."""
+    if isinstance(failure, ClientFailure):
+        return f"{failure.client_id}: {failure.reason}"
+    return f"?: {type(failure).__name__}: {failure}"
 
 
 class Strategy(ABC):
@@ -77,6 +85,9 @@ class Strategy(ABC):
         self.fraction_fit = float(fraction_fit)
         self.seed = int(seed)
         self._global: Params | None = None
+        # The last aggregate_fit call's valid results and its failures (given + rejected updates).
+        self.accepted_: list[ClientResult] = []
+        self.failures_: list[ClientFailure | BaseException] = []
 
     def client_config(self, server_round: int) -> dict[str, Any]:
         """Per-round client config; subclasses add their own keys (e.g. ``proximal_mu``)."""
@@ -95,7 +106,7 @@ class Strategy(ABC):
         n = max(self.min_fit_clients, int(np.ceil(self.fraction_fit * len(available))))
         rng = np.random.default_rng([self.seed, server_round])
         chosen = sorted(rng.choice(len(available), size=n, replace=False)) if n < len(available) else range(n)
-        self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
+        self._global = [np.array(p, dtype=np.float64) for p in global_params]
         base = self.client_config(server_round)
         return [
             FitInstruction(
@@ -107,22 +118,66 @@ class Strategy(ABC):
         ]
 
     def check_quorum(
-        self, server_round: int, results: Sequence[ClientResult], failures: Sequence[Any]
+        self,
+        server_round: int,
+        results: Sequence[ClientResult],
+        failures: Sequence[ClientFailure | BaseException],
     ) -> None:
         """Raise :class:`QuorumError` if too few clients completed; log every failure's reason."""
-        for f in failures:
-            cid = getattr(f, "client_id", "?")
-            reason = getattr(f, "reason", repr(f))
-            logger.warning("round %d: client %s failed: %s", server_round, cid, reason)
+        described = [_describe(f) for f in failures]
+        for text in described:
+            logger.warning("round %d: client failed: %s", server_round, text)
         total = len(results) + len(failures)
         rate = len(results) / total if total else 0.0
         if len(results) < self.min_fit_clients or rate < self.min_completion_rate:
             raise QuorumError(
                 f"round {server_round}: quorum not reached: {len(results)}/{total} clients completed "
                 f"(completion rate {rate:.2f} < min {self.min_completion_rate:.2f} "
-                f"or results < min_fit_clients={self.min_fit_clients}); failures: "
-                + "; ".join(f"{getattr(f, 'client_id', '?')}: {getattr(f, 'reason', f)}" for f in failures)
+                f"or results < min_fit_clients={self.min_fit_clients}); failures: " + "; ".join(described)
             )
+
+    def result_problem(self, result: ClientResult, global_params: Sequence[np.ndarray]) -> str | None:
+        """Why ``result`` must not be aggregated (see :func:`federated.aggregate.update_problem`), or None.
+
+        Subclasses that read more of a result (e.g. the ensemble's claimed positives) extend this.
+        """
+        if not isinstance(result, ClientResult):
+            return f"returned {type(result).__name__}, not ClientResult"
+        return update_problem(result.params, result.num_examples, global_params)
+
+    def screen_results(
+        self,
+        results: Sequence[ClientResult],
+        failures: Sequence[ClientFailure | BaseException],
+        global_params: Sequence[np.ndarray],
+    ) -> tuple[list[ClientResult], list[ClientFailure | BaseException]]:
+        """Split ``results`` into valid ones and rejected ones (added to the failures with the reason).
+
+        One client's NaN, wrong shape or non-positive count must not fail the whole round or skew it: the
+        update is excluded (logged by :meth:`check_quorum`) and the quorum decides whether the round counts.
+        Sets ``accepted_`` and ``failures_``.
+        """
+        accepted: list[ClientResult] = []
+        all_failures: list[ClientFailure | BaseException] = list(failures)
+        for r in results:
+            reason = self.result_problem(r, global_params)
+            if reason is None:
+                accepted.append(r)
+            else:
+                cid = r.client_id if isinstance(r, ClientResult) else "?"
+                all_failures.append(ClientFailure(cid, f"invalid update: {reason}"))
+        self.accepted_, self.failures_ = accepted, all_failures
+        return accepted, all_failures
+
+    def _round_global(self, global_params: Sequence[np.ndarray] | None) -> Params:
+        """This round's global parameters: given explicitly, else those from :meth:`configure_fit`."""
+        if global_params is not None:
+            self._global = [np.array(p, dtype=np.float64) for p in global_params]
+        if self._global is None:
+            raise RuntimeError(
+                "aggregate_fit needs global_params (configure_fit was not called on this object)"
+            )
+        return self._global
 
     def aggregate_fit(
         self,
@@ -131,19 +186,16 @@ class Strategy(ABC):
         failures: Sequence[ClientFailure | BaseException],
         global_params: Sequence[np.ndarray] | None = None,
     ) -> Params:
-        """Check the quorum, then combine results into the next global parameters.
+        """Reject invalid updates, check the quorum, then combine the rest into the next global parameters.
 
         ``global_params`` defaults to the parameters given to :meth:`configure_fit` this round; pass them
-        explicitly when configure and aggregate run in different processes.
+        explicitly when configure and aggregate run in different processes. After the call ``accepted_`` and
+        ``failures_`` hold the results used and every failure (including rejected updates).
         """
-        self.check_quorum(server_round, results, failures)
-        if global_params is not None:
-            self._global = [np.array(p, dtype=np.float64, copy=True) for p in global_params]
-        if self._global is None:
-            raise RuntimeError(
-                "aggregate_fit needs global_params (configure_fit was not called on this object)"
-            )
-        new = self.aggregate(server_round, list(results), self._global)
+        g = self._round_global(global_params)
+        accepted, all_failures = self.screen_results(results, failures, g)
+        self.check_quorum(server_round, accepted, all_failures)
+        new = self.aggregate(server_round, accepted, g)
         for i, p in enumerate(new):
             if not np.all(np.isfinite(p)):
                 raise FloatingPointError(f"round {server_round}: aggregated parameter {i} is not finite")

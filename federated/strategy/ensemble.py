@@ -8,6 +8,7 @@ Platt-calibrates them on a held-out slice; the server copies head ``k`` from the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,29 @@ class ExpertEnsemble(Strategy):
     def client_config(self, server_round: int) -> dict[str, Any]:
         """Ask clients to train and calibrate only their own fault heads."""
         return {**super().client_config(server_round), "train_heads": "own", "calibrate": True}
+
+    def result_problem(self, result: ClientResult, global_params: Sequence[np.ndarray]) -> str | None:
+        """Also reject a client whose claimed positives per fault do not fit its reported examples.
+
+        A claim decides which heads a client's weights replace, so a client that claims every fault would
+        otherwise overwrite every head. Positives must be whole numbers in ``[0, num_examples)``: a fault
+        claimed for every example leaves its head no negatives to have been trained against.
+        """
+        problem = super().result_problem(result, global_params)
+        if problem is not None:
+            return problem
+        for fault in self.fit_config["model"]["fault_names"]:
+            claim = result.metrics.get(f"positives_{fault}", 0.0)
+            try:
+                value = float(claim)
+            except (TypeError, ValueError):
+                return f"positives_{fault}={claim!r} is not a number"
+            if not np.isfinite(value) or value != round(value) or not 0 <= value < result.num_examples:
+                return (
+                    f"positives_{fault}={claim!r} is not a whole number in [0, num_examples="
+                    f"{result.num_examples})"
+                )
+        return None
 
     def aggregate(self, server_round: int, results: list[ClientResult], global_params: Params) -> Params:
         """Head-wise example-weighted average over the experts of each fault."""
