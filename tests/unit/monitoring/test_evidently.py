@@ -82,4 +82,3 @@ def test_preset_with_a_chosen_method_and_threshold() -> None:
     assert result.methods == dict.fromkeys(COLS[:2], "wasserstein")
     same = EvidentlyDriftDetector(stattest="wasserstein", stattest_threshold=5.0, min_rows=30)
     assert same.fit(ref).check(cur).status == "no_drift"  # a 1-sigma shift is far below 5 sigma
-
