@@ -411,3 +411,26 @@ def test_plain_messages_take_the_fast_path(extra: dict) -> None:
 )
 def test_anything_else_takes_the_detailed_path(raw: bytes) -> None:
     assert not schema._plain_text(raw, json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [
+        {s: [PHYSICAL_RANGES[s][0], PHYSICAL_RANGES[s][1]] for s in SIGNALS},  # both range edges
+        {s: [1] for s in SIGNALS},  # one integer sample
+        {s: [2.5] * MAX_SAMPLES for s in SIGNALS},  # the longest chunk
+    ],
+)
+def test_valid_plain_messages_never_need_the_detailed_path(
+    signals: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-block path takes every valid plain message (one conversion instead of one per signal)."""
+
+    def detailed(*args: object) -> None:
+        raise AssertionError("took the detailed path")
+
+    monkeypatch.setattr(schema, "_check_range", detailed)
+    chunk = decode_chunk(_raw(**signals))
+    assert {s: chunk.signals[s].tolist() for s in SIGNALS} == {
+        s: [float(x) for x in v] for s, v in signals.items()
+    }
