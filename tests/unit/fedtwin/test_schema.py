@@ -388,6 +388,8 @@ def test_both_paths_refuse_nested_and_ragged_arrays(path: str) -> None:
         {"note": "quite a full label"},  # strings with u and l
         {"flags": [True, False, None], "more": {"deep": ["ul", 1.5], "n": None}},
         {"ok": True, "off": False, "nothing": None},
+        {"ok": True},
+        {"off": False},
     ],
 )
 def test_plain_messages_take_the_fast_path(extra: dict) -> None:
