@@ -4,6 +4,7 @@ does with whatever someone with write access to Redis (but not the signing key) 
 import json
 import threading
 import uuid
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,6 +72,10 @@ def test_put_refuses_non_finite_arrays_and_non_json_metadata(store: ModelStore) 
     )
     assert refused(store.put, {"w": np.ones(1)}, {"x": object()}).startswith(
         "model metadata is not plain JSON"
+    )
+    not_a_dict: Any = [1, 2]
+    assert (
+        refused(store.put, {"w": np.ones(1)}, not_a_dict) == "model metadata must be a JSON object, got list"
     )
     assert store.versions() == []
 

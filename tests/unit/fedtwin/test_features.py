@@ -485,6 +485,13 @@ def test_features_from_signals_at_another_sample_rate() -> None:
     )
 
 
+def test_sample_rate_defaults_to_one_kilohertz() -> None:
+    w = {k: v[None, :] for k, v in {**pump_wave(), "speed": np.full(N, SPEED_RPM)}.items()}
+    np.testing.assert_array_equal(extract_features(w), extract_features(w, 1000.0))
+    sig = {k: v[0] for k, v in w.items()}
+    np.testing.assert_array_equal(features_from_signals(sig), extract_features(w, 1000.0))
+
+
 def test_features_from_signals_windows_then_extracts() -> None:
     one = {**pump_wave(), "speed": np.full(N, SPEED_RPM)}
     two = {k: np.concatenate([v, v]) for k, v in one.items()}

@@ -337,3 +337,102 @@ def test_truth_record() -> None:
         "rev": 2.5,
     }
     assert json.loads(truth_record("a", {}, 0, 0.0))["operating_point"] is None
+
+
+# ---------------------------------------------------------------- the fast path and the detailed path
+@pytest.fixture(params=["fast", "detailed"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Decode plain messages through the one-block fast path, or force the detailed per-signal path."""
+    if request.param == "detailed":
+        monkeypatch.setattr(schema, "_plain_text", lambda raw, msg: False)
+    return str(request.param)
+
+
+def test_both_paths_decode_the_same_chunk(path: str) -> None:
+    sig = _signals(7)
+    chunk = decode_chunk(encode_chunk("pump-1", 9, 12.5, 1000.0, sig))
+    assert (chunk.asset, chunk.seq, chunk.t0, chunk.fs, chunk.n) == ("pump-1", 9, 12.5, 1000.0, 7)
+    for s in SIGNALS:
+        assert chunk.signals[s].dtype == np.float64 and chunk.signals[s].tolist() == sig[s].tolist()
+    ints = decode_chunk(_raw(**{s: [1, 2, 3, 4, 5] for s in SIGNALS}))
+    assert ints.signals["speed"].dtype == np.float64
+    assert ints.signals["speed"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize("n", [1, MAX_SAMPLES])
+def test_both_paths_accept_the_length_limits(path: str, n: int) -> None:
+    assert decode_chunk(_raw(**{s: [1.0] * n for s in SIGNALS})).n == n
+    assert _reason(_raw(**{s: [1.0] * (MAX_SAMPLES + 1) for s in SIGNALS})).startswith("chunk length must be")
+
+
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_both_paths_apply_the_physical_range_inclusively(path: str, signal: str) -> None:
+    lo, hi = PHYSICAL_RANGES[signal]
+    edges = [lo, hi, lo, hi, lo]
+    assert decode_chunk(_raw(**{signal: edges})).signals[signal].tolist() == edges
+    for bad in (np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf)):
+        reason = _reason(_raw(**{signal: [lo, hi, float(bad), hi, lo]}))
+        assert " samples outside its physical range " in reason
+
+
+def test_both_paths_refuse_nested_and_ragged_arrays(path: str) -> None:
+    nested = _raw(flow=[[1.0], [2.0], [3.0], [4.0], [5.0]])
+    assert _reason(nested) == "signal 'flow' is not a flat array of numbers"
+    assert _reason(_raw(current=[1.0, 2.0])) == "signal 'current' has 2 samples, 'pressure' has 5"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"note": "quite a full label"},  # strings with u and l
+        {"flags": [True, False, None], "more": {"deep": ["ul", 1.5], "n": None}},
+        {"ok": True, "off": False, "nothing": None},
+        {"ok": True},
+        {"off": False},
+    ],
+)
+def test_plain_messages_take_the_fast_path(extra: dict) -> None:
+    raw = json.dumps(_msg(**extra)).encode()
+    assert schema._plain_text(raw, json.loads(raw))
+    compact = encode_chunk("pump-lulu", 0, 0.0, 1000.0, _signals(3))
+    assert schema._plain_text(compact, json.loads(compact))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _raw()[:-1] + b', "asset": "x"}',  # a key twice
+        _raw(extra={"a": 1})[:-2] + b', "a": 2}}',  # a nested key twice
+        _raw(flow=[1.0, True, 1.0, 1.0, 1.0]),  # a boolean in an array
+        _raw(flow=[1.0, False, 1.0, 1.0, 1.0]),
+        _raw(flow=[1.0, None, 1.0, 1.0, 1.0]),  # a null in an array
+        _raw(flow=[1.0, "x", 1.0, 1.0, 1.0]),  # a string in an array
+        _raw(asset='a"b'),  # an escaped quote
+    ],
+)
+def test_anything_else_takes_the_detailed_path(raw: bytes) -> None:
+    assert not schema._plain_text(raw, json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [
+        {s: [PHYSICAL_RANGES[s][0], PHYSICAL_RANGES[s][1]] for s in SIGNALS},  # both range edges
+        {s: [1] for s in SIGNALS},  # one integer sample
+        {s: [2.5] * MAX_SAMPLES for s in SIGNALS},  # the longest chunk
+    ],
+)
+def test_valid_plain_messages_never_need_the_detailed_path(
+    signals: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-block path takes every valid plain message (one conversion instead of one per signal)."""
+
+    def detailed(*args: object) -> None:
+        raise AssertionError("took the detailed path")
+
+    monkeypatch.setattr(schema, "_check_range", detailed)
+    chunk = decode_chunk(_raw(**signals))
+    assert {s: chunk.signals[s].tolist() for s in SIGNALS} == {
+        s: [float(x) for x in v] for s, v in signals.items()
+    }

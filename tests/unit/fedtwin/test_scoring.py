@@ -570,3 +570,19 @@ def test_wrap_flattens_and_converts_thresholds() -> None:
     p.thresholds_ = np.array([[1, 0, 1]])  # type: ignore[assignment]
     m = ActiveModel.wrap(p, "n", 1)
     assert m.thresholds.shape == (3,) and m.thresholds.dtype == np.float64
+
+
+def test_restarts_accumulate_and_restore_checks_each_shape_field() -> None:
+    eng, _ = make_engine()
+    eng.process([chunk("a", 0), chunk("a", 1)])
+    eng.process([chunk("a", 0, t0=2000.0)])
+    eng.process([chunk("a", 0, t0=3000.0)])
+    assert eng.stats.restarts == 2
+    with pytest.raises(ValueError, match="another window length or sample rate"):
+        eng.restore({"window_samples": 100})  # no sample rate
+    one = ScoringEngine(mean_features, window_s=0.01, fs=100.0)  # a 1-sample window
+    with pytest.raises(ValueError, match="another window length or sample rate"):
+        one.restore({"fs": 100.0})
+    slow = ScoringEngine(mean_features, window_s=2.0, fs=1.0)  # 1 Hz
+    with pytest.raises(ValueError, match="another window length or sample rate"):
+        slow.restore({"window_samples": 2})

@@ -421,6 +421,7 @@ def test_snapshot_without_metrics_or_method() -> None:
     from monitoring.drift import _parse_snapshot
 
     assert _parse_snapshot({}, ["a"], None).drifted == {}
+    assert _parse_snapshot({"metrics": [{"id": "x"}], "tests": [{}]}, ["a"], None).scores == {}
     data = {
         "metrics": [
             {"id": "1", "config": {"type": "x:ValueDrift", "column": "a", "threshold": 0.1}, "value": 0.2}
@@ -443,6 +444,10 @@ def test_fallback_report_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
     )
     html_path, json_path = save_reports(result, tmp_path / "a" / "b", "x")
     text = html_path.read_text(encoding="utf-8")
+    assert text.startswith(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title></head><body>"
+    )
+    assert "<table border='1'><tr><th>feature</th><th>score</th><th>drifted</th></tr><tr>" in text
     assert (
         "<tr><td>f0</td><td>0.5</td><td></td></tr><tr><td>f1</td><td>1.235e-05</td><td>yes</td></tr>" in text
     )
@@ -551,7 +556,7 @@ def test_prepare_input_drops_constant_columns_by_default() -> None:
     )
 
 
-@pytest.mark.parametrize(("moved", "note"), [(1e-7, True), (1e-10, False), (0.5, True)])
+@pytest.mark.parametrize(("moved", "note"), [(1e-7, True), (5e-9, True), (1e-10, False), (0.5, True)])
 def test_constant_reference_note_tolerance(moved: float, note: bool) -> None:
     """The note fires when current moves by more than 1e-9 relative (no absolute slack)."""
     ref = frame(1).assign(setpoint=1.0)

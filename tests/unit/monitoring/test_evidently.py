@@ -80,6 +80,8 @@ def test_preset_with_a_chosen_method_and_threshold() -> None:
     assert result.status == "drift" and sorted(result.drifted_features) == sorted(COLS[:2])
     assert result.score_kind == "distance"
     assert result.methods == dict.fromkeys(COLS[:2], "wasserstein")
-    same = EvidentlyDriftDetector(stattest="wasserstein", stattest_threshold=5.0, min_rows=30)
-    assert same.fit(ref).check(cur).status == "no_drift"  # a 1-sigma shift is far below 5 sigma
-
+    for preset in (False, True):  # a 1-sigma shift is far below 5 sigma
+        det = EvidentlyDriftDetector(
+            stattest="wasserstein", stattest_threshold=5.0, use_preset=preset, min_rows=30
+        )
+        assert det.fit(ref).check(cur).status == "no_drift"
