@@ -4,15 +4,13 @@ MLflow and Redis."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import redis
 
-from fedtwin import cli
 from fedtwin.model_store import ModelStore
 from fedtwin.serving import model_status, publish, rollback
 from fedtwin.settings import Settings
+from tests._cli import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +22,6 @@ def _wipe(settings: Settings) -> None:
         client.delete(*keys)
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["fedtwin", *args])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 def test_publish_restores_serving_after_redis_lost_it(
     fedtwin_env: Settings, trained: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -41,17 +30,17 @@ def test_publish_restores_serving_after_redis_lost_it(
     _wipe(fedtwin_env)  # what a restart of a Redis without persistence leaves
     status = model_status(fedtwin_env)
     assert (status.champion, status.serving, status.agree) == (champion, None, False)
-    assert _cli(monkeypatch, "model", "status") == 1
+    assert run_cli(monkeypatch, "model", "status") == 1
     assert "fedtwin model publish" in capsys.readouterr().out
 
-    assert _cli(monkeypatch, "model", "publish") == 0
+    assert run_cli(monkeypatch, "model", "publish") == 0
     store = ModelStore.from_settings(fedtwin_env)
     served = store.load()
     assert served.meta["registry_version"] == champion
     ref = store.load_reference(served.version)
     assert ref is not None and ref[0].shape[1] == len(ref[1]) == len(served.meta["feature_names"])
     assert model_status(fedtwin_env).agree
-    assert _cli(monkeypatch, "model", "status") == 0
+    assert run_cli(monkeypatch, "model", "status") == 0
 
 
 def test_rollback_serves_an_older_version_with_a_signed_flag(fedtwin_env: Settings, trained: dict) -> None:
@@ -71,6 +60,6 @@ def test_rollback_serves_an_older_version_with_a_signed_flag(fedtwin_env: Settin
 def test_rollback_to_a_version_redis_does_not_have_is_one_clear_line(
     fedtwin_env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cli(monkeypatch, "model", "rollback", "--to", "999999") == 1
+    assert run_cli(monkeypatch, "model", "rollback", "--to", "999999") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no model version 999999" in err[0]

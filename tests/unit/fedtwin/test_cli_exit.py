@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from fedtwin import cli
-
-
-def _run(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["fedtwin", *args])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from tests._cli import run_cli
 
 
 def test_inject_without_fault_exits_1_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(monkeypatch, "inject", "--asset", "pump-1") == 1
+    assert run_cli(monkeypatch, "inject", "--asset", "pump-1") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: give --fault leak|blocked_inlet|bearing (and --severity), or --clear"]
 
@@ -33,19 +22,18 @@ def test_unreachable_redis_exits_1(
 
     monkeypatch.setenv("FEDTWIN_REDIS_URL", "redis://127.0.0.1:1/0")  # port 1: nothing listens
     get_settings.cache_clear()
-    monkeypatch.setattr(cli, "_settings", lambda: get_settings())
-    assert _run(monkeypatch, "alerts") == 1
+    assert run_cli(monkeypatch, "alerts") == 1
     err = capsys.readouterr().err
     assert "cannot read alerts from Redis" in err
     assert "Traceback" not in err
 
 
 def test_unknown_option_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _run(monkeypatch, "alerts", "--no-such-option") == 2
+    assert run_cli(monkeypatch, "alerts", "--no-such-option") == 2
 
 
 def test_help_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _run(monkeypatch, "alerts", "--help") == 0
+    assert run_cli(monkeypatch, "alerts", "--help") == 0
 
 
 @pytest.fixture(autouse=True)
