@@ -227,3 +227,82 @@ def test_a_half_written_record_is_never_served(own_env: Settings, missing: str) 
     store.client.set(store._k("current"), json.dumps(pointer))
     with pytest.raises(InvalidModel, match=f"model version {half} is missing from Redis"):
         scorer.load_serving(old)
+
+
+# ---------------------------------------------------------------- MLflow killed in the middle of training
+#: A training sweep small enough for a test (the demo profile simulates for about a minute).
+TINY = dict(
+    duration_s=1.5,
+    clients_per_fault=1,
+    healthy_runs_per_op_per_site=1,
+    test_healthy_runs_per_op=2,
+    test_severities=(0.85,),
+)
+
+
+def test_mlflow_killed_after_the_strategies_were_logged_moves_neither_champion_nor_pointer(
+    own_env: Settings, prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of the MLflow server once every strategy's run is logged, before the gate registers the winner:
+    the flow fails with the one-line "not reachable" error, no version is registered, the ``champion`` alias
+    and the Redis pointer stay where they were."""
+    from mlflow import MlflowClient
+
+    import flows.training
+    from fedtwin.datasets import PROFILES, SweepConfig
+    from flows.training import training_flow
+
+    state = tmp_path / "stack"
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    for k, v in {
+        "FEDTWIN_MLFLOW_TRACKING_URI": url,
+        "FEDTWIN_STATE_DIR": str(state),
+        "FEDTWIN_CREDENTIALS_FILE": str(tmp_path / "credentials.json"),
+    }.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    settings = get_settings()
+    # The champion is seeded in the server's store before it starts (a version without artifacts: the flow
+    # dies before it would load it), which saves logging a model over HTTP.
+    state.mkdir()
+    db = f"sqlite:///{state.resolve() / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=db, registry_uri=db)
+    client.create_registered_model(settings.registered_model)
+    (tmp_path / "champion").mkdir()
+    champion = int(client.create_model_version(settings.registered_model, str(tmp_path / "champion")).version)
+    client.set_registered_model_alias(settings.registered_model, "champion", str(champion))
+    stack.up(settings, ("mlflow",), echo=lambda _: None)
+    pid = stack._read_pid(state.resolve(), "mlflow")
+    assert pid is not None
+    try:
+        store = ModelStore.from_settings(settings)
+        serving = store.publish(*_tiny_model(1))
+
+        real_best = flows.training.best_strategy
+        killed_at: list[float] = []
+
+        def kill_mlflow_then_pick(metrics: dict) -> str:
+            os.killpg(pid, signal.SIGKILL)
+            killed_at.append(time.monotonic())
+            return real_best(metrics)
+
+        monkeypatch.setattr(flows.training, "best_strategy", kill_mlflow_then_pick)
+        monkeypatch.setitem(PROFILES, "chaos-tiny", SweepConfig(**TINY))  # type: ignore[arg-type]
+        with pytest.raises(ServiceUnavailable) as err:
+            training_flow(profile="chaos-tiny", rounds=2, reason="chaos")
+        failed_after = time.monotonic() - killed_at[0]
+    finally:
+        stack.stop_pid(pid)
+    message = str(err.value)
+    assert message.startswith(f"MLflow is not reachable at {url}:") and "\n" not in message, message
+    assert failed_after < 30, f"failed {failed_after:.1f} s after the kill"
+    # The server's own store, read directly: the strategy was logged, nothing new registered, alias kept.
+    exp = client.get_experiment_by_name(settings.mlflow_experiment)
+    assert exp is not None
+    logged = client.search_runs([exp.experiment_id], "tags.strategy != ''")
+    assert [r.data.tags["strategy"] for r in logged] == [settings.federated_strategy]
+    versions = client.search_model_versions(f"name = '{settings.registered_model}'")
+    assert [int(v.version) for v in versions] == [champion]
+    assert int(client.get_model_version_by_alias(settings.registered_model, "champion").version) == champion
+    assert ModelStore.from_settings(settings).current_version() == serving
+    assert store.versions() == [serving]
