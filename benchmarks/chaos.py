@@ -14,6 +14,15 @@ state and open alerts are gone). Each scenario has its own broker, topics, group
 shared Redis (127.0.0.1:6379) is never restarted. Three poison messages (two 1e308 speed samples, ``seq`` =
 2**64-1, an invalid 900 KB value) are sent after the fault on an asset of their own.
 
+``--pipeline`` (or ``--pipeline-only``) also runs the training pipeline's faults, one line each, outside the
+summary (they involve no scorer): ``mlflow_down_at_start`` (``fedtwin train`` with MLflow unreachable: the
+exit code, the seconds until it failed and the line it printed) and ``prefect_restart`` (kill -9 of an own
+Prefect server 20 s into ``fedtwin train``, restarted at once with its database: the run's exit code, the
+state and task-run count the server recorded, and whether a re-run works)::
+
+    scenario=<name> exit_code=<n> seconds=<f> outage_s=<f> flow_state=<STATE> task_runs=<n>
+    rerun_exit_code=<n> rerun_task_runs=<n> message="<last stderr line on failure>"
+
 Alerts are counted against the schedule, per asset and fault: a fault episode with no raise between its onset
 and its end is one lost alert, and one with no clear within ``clear_windows + 3`` windows of its end another
 (when the stream lasts that long); a raise while the fault is already raised, or a clear while it is not, is a
@@ -620,6 +629,164 @@ def summary(results: list[ScenarioResult]) -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------------- the pipeline
+#: Faults of the training pipeline (``--pipeline``): reported on lines of their own, outside the summary.
+PIPELINE_SCENARIOS = ("mlflow_down_at_start", "prefect_restart")
+
+
+@dataclass
+class PipelineResult:
+    """What a user running ``fedtwin train`` sees when a service fails, and whether a re-run works.
+
+    ``flow_state`` and ``task_runs`` are what the Prefect server recorded for the run ("" and -1 when it
+    recorded none); ``message`` is the last line the command printed to stderr on failure.
+    """
+
+    scenario: str
+    exit_code: int
+    seconds: float
+    outage_s: float
+    flow_state: str
+    task_runs: int
+    rerun_exit_code: int
+    rerun_task_runs: int
+    message: str
+
+    def line(self) -> str:
+        """``name=value`` line of this scenario (the message quoted last)."""
+        d = asdict(self)
+        message = d.pop("message")
+        body = " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
+        return f"{body} message={json.dumps(message)}"
+
+
+def _train(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``fedtwin train --profile demo`` as a user runs it, its output to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fedtwin.cli", "train", "--profile", "demo"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _recorded_runs(settings: Any) -> list[tuple[str, int]]:
+    """(state, task runs) of every flow run the Prefect server holds, oldest first."""
+    import httpx
+
+    auth_string = settings.prefect_auth_string()
+    auth = tuple(auth_string.split(":", 1)) if auth_string else None
+    api = settings.prefect_api_url.rstrip("/")
+    with httpx.Client(auth=auth, timeout=30) as http:
+        runs = http.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_ASC"}).json()
+        out = []
+        for run in runs:
+            n = http.post(f"{api}/task_runs/count", json={"flow_runs": {"id": {"any_": [run["id"]]}}}).json()
+            out.append((str((run.get("state") or {}).get("type", "")), int(n)))
+    return out
+
+
+def run_pipeline(restart_after_s: float = 20.0, base: Path | None = None) -> list[PipelineResult]:
+    """Both pipeline scenarios against an own Prefect server (started by ``fedtwin.stack`` with its
+    credentials), the shared Redis under an own key prefix and a temporary MLflow store.
+
+    ``mlflow_down_at_start``: ``fedtwin train`` with MLflow's URI pointing at a closed port (the preflight's
+    one-line error before any simulation). ``prefect_restart``: kill -9 of the Prefect server
+    ``restart_after_s`` into a training run, restarted at once on its port with its database; then a re-run.
+    """
+    import redis
+
+    from fedtwin import stack
+    from fedtwin.settings import Settings
+
+    results = []
+    with _workdir(base) as work:
+        tag = uuid.uuid4().hex[:8]
+        env = {
+            **os.environ,
+            "FEDTWIN_PREFECT_API_URL": f"http://127.0.0.1:{stack.free_port()}/api",
+            "FEDTWIN_STATE_DIR": str(work / "stack"),
+            "FEDTWIN_CREDENTIALS_FILE": str(work / "credentials.json"),
+            "FEDTWIN_REDIS_PREFIX": f"fedtwin-chaos-{tag}:",
+            "FEDTWIN_MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+            "FEDTWIN_MLFLOW_EXPERIMENT": f"chaos-{tag}",
+            "FEDTWIN_REGISTERED_MODEL": f"chaos-{tag}",
+            "FEDTWIN_DATA_DIR": str(work / "data"),
+            "FEDTWIN_ARTIFACT_DIR": str(work / "artifacts"),
+            "FEDTWIN_SIGNING_KEY": os.environ.get("FEDTWIN_SIGNING_KEY", f"chaos-key-{tag}"),
+        }
+        settings = Settings(
+            prefect_api_url=env["FEDTWIN_PREFECT_API_URL"],
+            state_dir=Path(env["FEDTWIN_STATE_DIR"]),
+            credentials_file=Path(env["FEDTWIN_CREDENTIALS_FILE"]),
+        )
+        stack.up(settings, ("prefect",), echo=lambda _: None)
+        try:
+            down = {**env, "FEDTWIN_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.free_port()}"}
+            t = time.monotonic()
+            out = subprocess.run(
+                [sys.executable, "-m", "fedtwin.cli", "train", "--profile", "demo"],
+                env=down,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            lines = out.stderr.strip().splitlines()
+            recorded = _recorded_runs(settings)
+            results.append(
+                PipelineResult(
+                    "mlflow_down_at_start",
+                    out.returncode,
+                    time.monotonic() - t,
+                    0.0,
+                    recorded[-1][0] if recorded else "",
+                    recorded[-1][1] if recorded else -1,
+                    -1,
+                    -1,
+                    lines[-1] if lines else "",
+                )
+            )
+
+            t = time.monotonic()
+            proc = _train(env, work / "train-restart.log")
+            time.sleep(restart_after_s)
+            pid = stack._read_pid(settings.state_dir.resolve(), "prefect")
+            if pid is None:
+                raise RuntimeError("the Prefect server of this benchmark is gone")
+            killed = time.monotonic()
+            os.killpg(pid, signal.SIGKILL)
+            (settings.state_dir.resolve() / "prefect.pid").unlink(missing_ok=True)
+            stack.up(settings, ("prefect",), echo=lambda _: None)
+            outage = time.monotonic() - killed
+            code = proc.wait(timeout=1200)
+            seconds = time.monotonic() - t
+            rerun = _train(env, work / "train-rerun.log").wait(timeout=1200)
+            recorded = _recorded_runs(settings)
+            log = (work / "train-restart.log").read_text(errors="replace").strip().splitlines()
+            results.append(
+                PipelineResult(
+                    "prefect_restart",
+                    code,
+                    seconds,
+                    outage,
+                    recorded[-2][0] if len(recorded) >= 2 else "",
+                    recorded[-2][1] if len(recorded) >= 2 else -1,
+                    rerun,
+                    recorded[-1][1] if recorded else -1,
+                    "" if code == 0 or not log else log[-1],
+                )
+            )
+        finally:
+            stack.down(settings, echo=lambda _: None)
+            client = redis.Redis.from_url(os.environ.get("FEDTWIN_REDIS_URL", "redis://127.0.0.1:6379/0"))
+            keys = list(client.scan_iter(match=env["FEDTWIN_REDIS_PREFIX"] + "*", count=1000))
+            if keys:
+                client.delete(*keys)
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
@@ -627,8 +794,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--speedup", type=float, default=2.0, help="plant time / wall time of the stream")
     ap.add_argument("--outage-s", type=float, default=5.0, help="wall seconds a restarted service is away")
     ap.add_argument("--verbose", "-v", action="store_true", help="print what was lost or duplicated")
+    ap.add_argument(
+        "--pipeline",
+        action="store_true",
+        help=f"also run the training pipeline's faults ({', '.join(PIPELINE_SCENARIOS)}), one line each",
+    )
+    ap.add_argument("--pipeline-only", action="store_true", help="run only the pipeline's faults")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.pipeline or args.pipeline_only:
+        for pres in run_pipeline():
+            print(pres.line(), flush=True)
+        if args.pipeline_only:
+            return
 
     from benchmarks.streaming import quick_model
 

@@ -24,6 +24,15 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 DESCRIPTION_TAG = "mlflow.note.content"  # what the UI shows as a run's description
 
+#: MLflow's HTTP client defaults (7 retries with backoff factor 2, 120 s per request) keep a call to a dead
+#: server retrying for minutes; fedtwin's calls give up after about 10 s of retries (3 retries with backoff
+#: factor 1: sleeps of about 0, 2 and 4 s plus jitter) and 30 s per request. Set only when the user has not.
+HTTP_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
 
 @dataclass(frozen=True)
 class LoggedRun:
@@ -60,6 +69,8 @@ def configure(settings: Settings) -> None:
 
     from fedtwin.settings import mask_url
 
+    for name, value in HTTP_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)  # read by MLflow on each request
     uri = settings.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
     auth = settings.mlflow_auth()

@@ -12,6 +12,7 @@ from fedtwin.datasets import get_profile, train_scenarios
 from fedtwin.promotion import GATE_METRIC, best_strategy
 from fedtwin.settings import get_settings
 from plant_models import FAULTS
+from tasks.preflight import preflight
 from tasks.registry import (
     finish_parent_run,
     load_champion,
@@ -45,6 +46,8 @@ def training_flow(
 ) -> dict[str, Any]:
     """Train the fault classifier around an operating point; promote it only if it beats the champion."""
     s = get_settings()
+    # MLflow and Redis are first needed after minutes of simulation: a service down fails the run now.
+    preflight()
     names = list(dict.fromkeys([strategy or s.federated_strategy, *(compare or [])]))
     rounds = rounds or s.federated_rounds
     cfg = get_profile(profile, speed_rpm, load_area_factor)
