@@ -12,9 +12,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 
 from fedtwin.errors import ServiceUnavailable
+from fedtwin.outages import kafka_logger
 from fedtwin.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+KAFKA_CLIENT_LOG = kafka_logger("fedtwin.kafka")
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -27,6 +31,9 @@ def client_config(settings: Settings) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol,
+        # librdkafka's lines go to Python logging without the per-attempt reconnect noise (an unreachable
+        # broker printed ~290 lines in 15 s); callers report the outage once themselves.
+        "logger": KAFKA_CLIENT_LOG,
     }
     optional = {
         "sasl.mechanism": settings.kafka_sasl_mechanism,

@@ -77,3 +77,19 @@ def test_scorer_logs_raise_clear_and_dead_letters(caplog: pytest.LogCaptureFixtu
         "CLEAR pump-2 - (leak=0.00) model m v3",
         "dead letter fedtwin.sensors[2]@41: pressure sample 3 is 1e+308, outside [-1, 40]",
     ]
+
+
+def test_every_kafka_client_logs_through_the_reconnect_filter() -> None:
+    """An unreachable broker printed ~290 librdkafka lines in 15 s; every client now logs to Python logging,
+    where the per-attempt FAIL lines are dropped and the rest kept."""
+    from fedtwin.kafka_io import client_config, consumer_config, producer_config
+    from fedtwin.outages import DropReconnectNoise
+
+    s = Settings(signing_key="k")  # type: ignore[arg-type]
+    for conf in (client_config(s), producer_config(s), consumer_config(s)):
+        logger = conf["logger"]
+        assert any(isinstance(f, DropReconnectNoise) for f in logger.filters)
+    noise = logging.LogRecord("x", logging.ERROR, "", 0, "%s", ("FAIL", "connect failed"), None)
+    other = logging.LogRecord("x", logging.ERROR, "", 0, "%s", ("AUTH", "bad password"), None)
+    assert DropReconnectNoise().filter(noise) is False
+    assert DropReconnectNoise().filter(other) is True
