@@ -285,3 +285,8 @@ def reference_scenarios(
 
     op = OperatingPoint(speed_rpm=speed_rpm, load_area_factor=load_area_factor)
     return [Scenario(faults=Faults(), op=op, seed=seed + k, duration_s=duration_s) for k in range(runs)]
+
+
+def reference_windows(speed_rpm: float, load_area_factor: float, window_s: float) -> np.ndarray:
+    """Feature windows of :func:`reference_scenarios`: the drift reference a served model is stored with."""
+    return scenario_windows(reference_scenarios(speed_rpm, load_area_factor), window_s).X

@@ -85,7 +85,7 @@ def publish(settings: Settings, version: int | None = None) -> int:
     from mlflow import MlflowClient
 
     from fedtwin import tracking
-    from fedtwin.datasets import NOMINAL_LOAD, NOMINAL_SPEED_RPM, reference_scenarios, scenario_windows
+    from fedtwin.datasets import NOMINAL_LOAD, NOMINAL_SPEED_RPM, reference_windows
     from fedtwin.model_store import ModelStore
 
     tracking.configure(settings)
@@ -105,7 +105,7 @@ def publish(settings: Settings, version: int | None = None) -> int:
     meta = {**meta, "registered_model": name, "registry_version": int(version)}
     stored = store.put(arrays, meta)
     # The drift monitor compares the stream with healthy windows at the model's operating point.
-    reference = scenario_windows(reference_scenarios(speed, load), settings.window_s).X
+    reference = reference_windows(speed, load, settings.window_s)
     store.put_reference(stored, reference, list(meta["feature_names"]))
     store.promote(stored)  # a new version, so never lower than the serving one
     return stored

@@ -55,9 +55,9 @@ def simulate_site(site: str, cfg: SweepConfig, out_dir: str) -> SiteSummary:
 @task
 def simulate_reference(speed_rpm: float, load_area_factor: float, window_s: float) -> np.ndarray:
     """Healthy feature windows at the design operating point (the drift monitor's reference)."""
-    from fedtwin.datasets import reference_scenarios
+    from fedtwin.datasets import reference_windows
 
-    return scenario_windows(reference_scenarios(speed_rpm, load_area_factor), window_s).X
+    return reference_windows(speed_rpm, load_area_factor, window_s)
 
 
 @task(task_run_name="validate-{summary.site}")
