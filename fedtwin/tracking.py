@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,17 @@ def log_confusion_figure(cm: np.ndarray, labels: list[str], artifact_file: str, 
     fig.tight_layout()
     mlflow.log_figure(fig, artifact_file)
     plt.close(fig)
+
+
+def log_metrics_first(metrics: dict[str, float], first: tuple[str, ...]) -> None:
+    """Log the finite ``metrics`` on the active run, the ``first`` ones before the rest: MLflow's UI offers
+    metrics (runs-table columns, the compare view's default axis) in logging order."""
+    import mlflow
+
+    finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+    head = {k: finite[k] for k in first if k in finite}
+    mlflow.log_metrics(head)
+    mlflow.log_metrics({k: v for k, v in finite.items() if k not in head})
 
 
 def comparison_markdown(rows: dict[str, dict[str, float]], metrics: tuple[str, ...], winner: str) -> str:

@@ -38,13 +38,10 @@ def log_strategy_run(
     with mlflow.start_run(run_id=parent_run_id), mlflow.start_run(run_name=strategy, nested=True) as child:
         mlflow.set_tag("strategy", strategy)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        headline = {m: float(metrics[m]) for m in HEADLINE_METRICS if m in metrics}
         # The held-out size is a count, not a score: as a metric the compare view plotted it first.
         if "n" in metrics:
             mlflow.log_param("holdout_windows", int(metrics["n"]))
-        rest = {k: float(v) for k, v in metrics.items() if k not in headline and k != "n"}
-        for group in (headline, rest):  # headline first: the UI offers metrics in logging order
-            mlflow.log_metrics({k: v for k, v in group.items() if np.isfinite(v)})
+        tracking.log_metrics_first({k: v for k, v in metrics.items() if k != "n"}, HEADLINE_METRICS)
         for step, row in enumerate(history or []):
             mlflow.log_metrics({f"round_{k}": float(v) for k, v in row.items()}, step=step)
         if confusion is not None and class_labels is not None:
@@ -179,11 +176,7 @@ def finish_parent_run(
 
     tracking.configure(get_settings())
     with mlflow.start_run(run_id=parent_run_id):
-        headline = {m: reports[winner][m] for m in HEADLINE_METRICS if m in reports[winner]}
-        rest = {k: v for k, v in reports[winner].items() if k not in headline}
-        # Logged first, so the runs table and the compare view offer the headline metric first.
-        mlflow.log_metrics({k: v for k, v in headline.items() if np.isfinite(v)})
-        mlflow.log_metrics({k: v for k, v in rest.items() if np.isfinite(v)})
+        tracking.log_metrics_first(reports[winner], HEADLINE_METRICS)
         mlflow.set_tags(tags)
         tracking.log_comparison(
             {n: {m: r.get(m, float("nan")) for m in HEADLINE_METRICS} for n, r in reports.items()},
