@@ -320,12 +320,11 @@ class _Plant:
                     self.settings.key("plant", "cursor", a), dumps({"seq": self.seqs[i], "t": self.t0(tick)})
                 )
             raws = pipe.execute()[: len(self.names)]
-            self._flush_truth()
             # Inside the try: Redis may go away between the read and a write-back (truth, restored control);
             # what was not written is retried at the next poll.
             for i, raw in enumerate(raws):
                 self._apply_control(i, _parse_control(raw), tick)
-            self._flush_truth()
+            self._flush_truth()  # this poll's truth records, after any an outage held back (in order)
         except (redis.RedisError, OSError) as exc:
             delay = self.redis_link.failed("polling plant control (current faults kept)", exc)
             self.redis_retry_at = time.monotonic() + delay

@@ -70,7 +70,8 @@ def model_status(settings: Settings) -> ModelStatus:
     champion = tracking.alias_version(settings.registered_model, CHAMPION)
     store = ModelStore.from_settings(settings)
     try:
-        stored = store.load() if store.current_version() is not None else None
+        ptr = store.pointer()  # read and verified once
+        stored = None if ptr is None else store.load(ptr.version)
     except InvalidModel as exc:
         return ModelStatus(champion, None, None, str(exc))
     if stored is None:
