@@ -194,6 +194,7 @@ def alerts(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new alerts")] = False,
 ) -> None:
     """The alert stream (raise/clear, asset, faults and scores, model version) as a table."""
+    import redis
     from rich.console import Console
     from rich.table import Table
 
@@ -229,12 +230,8 @@ def alerts(
                     last = entries[-1][0]
     except KeyboardInterrupt:
         return
-    except Exception as exc:  # redis errors: one line, non-zero exit
-        import redis
-
-        if isinstance(exc, redis.RedisError):
-            raise FedtwinError(f"cannot read alerts from Redis ({type(exc).__name__}: {exc})") from None
-        raise
+    except redis.RedisError as exc:  # one line, non-zero exit
+        raise FedtwinError(f"cannot read alerts from Redis ({type(exc).__name__}: {exc})") from None
 
 
 @app.command("demo")

@@ -70,47 +70,45 @@ def _served(settings: Settings) -> int | None:
 
 
 # ---------------------------------------------------------------- MLflow / Redis down when training starts
-def test_training_with_mlflow_down_fails_at_once_in_one_line(
-    own_env: Settings, prefect_api: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Before the preflight the flow simulated every site (~1 min) and then retried MLflow for minutes."""
+def _train_fails_fast(env: Settings, monkeypatch: pytest.MonkeyPatch, variable: str, dead: str) -> str:
+    """Point ``variable`` at a dead address and run the training flow: it must raise ServiceUnavailable in
+    one line within 20 s, before simulating anything (no run directory). Returns the message."""
     from flows.training import training_flow
 
-    store = ModelStore.from_settings(own_env)
-    serving = store.publish(*_tiny_model(1))
-    dead = f"http://127.0.0.1:{stack.free_port()}"
-    monkeypatch.setenv("FEDTWIN_MLFLOW_TRACKING_URI", dead)
+    monkeypatch.setenv(variable, dead)
     get_settings.cache_clear()
     t0 = time.monotonic()
     with pytest.raises(ServiceUnavailable) as err:
         training_flow(profile="demo", reason="chaos")
     elapsed = time.monotonic() - t0
     message = str(err.value)
-    assert message.startswith(f"MLflow is not reachable at {dead}:"), message
-    assert "\n" not in message and "fedtwin stack up" in message
+    assert "\n" not in message, message
     assert elapsed < 20, f"took {elapsed:.1f} s"
-    # Failed before simulating anything (no run directory) and before touching the serving pointer.
-    assert not any(Path(own_env.data_dir).glob("run-*"))
+    assert not any(Path(env.data_dir).glob("run-*"))
+    return message
+
+
+def test_training_with_mlflow_down_fails_at_once_in_one_line(
+    own_env: Settings, prefect_api: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the preflight the flow simulated every site (~1 min) and then retried MLflow for minutes."""
+    store = ModelStore.from_settings(own_env)
+    serving = store.publish(*_tiny_model(1))
+    dead = f"http://127.0.0.1:{stack.free_port()}"
+    message = _train_fails_fast(own_env, monkeypatch, "FEDTWIN_MLFLOW_TRACKING_URI", dead)
+    assert message.startswith(f"MLflow is not reachable at {dead}:"), message
+    assert "fedtwin stack up" in message
+    # ... and before touching the serving pointer.
     assert _served(own_env) == serving and store.versions() == [serving]
 
 
 def test_training_with_redis_down_fails_at_once_in_one_line(
     own_env: Settings, prefect_api: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.training import training_flow
-
     dead = f"redis://127.0.0.1:{stack.free_port()}/0"
-    monkeypatch.setenv("FEDTWIN_REDIS_URL", dead)
-    get_settings.cache_clear()
-    t0 = time.monotonic()
-    with pytest.raises(ServiceUnavailable) as err:
-        training_flow(profile="demo", reason="chaos")
-    elapsed = time.monotonic() - t0
-    message = str(err.value)
+    message = _train_fails_fast(own_env, monkeypatch, "FEDTWIN_REDIS_URL", dead)
     assert message.startswith(f"Redis is not reachable at {dead} ("), message
-    assert "\n" not in message and "FEDTWIN_REDIS_URL" in message
-    assert elapsed < 20, f"took {elapsed:.1f} s"
-    assert not any(Path(own_env.data_dir).glob("run-*"))
+    assert "FEDTWIN_REDIS_URL" in message
 
 
 def test_mlflow_client_retries_are_bounded_unless_the_user_set_them(
