@@ -59,7 +59,13 @@ def make_admin(settings: Settings) -> AdminClient:
 
 def all_topics(settings: Settings) -> list[str]:
     """Every topic the streaming path uses."""
-    return [settings.sensor_topic, settings.alert_topic, settings.dlq_topic, settings.truth_topic]
+    return [
+        settings.sensor_topic,
+        settings.alert_topic,
+        settings.dlq_topic,
+        settings.truth_topic,
+        settings.decision_topic,
+    ]
 
 
 def ensure_topics(

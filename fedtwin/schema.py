@@ -395,3 +395,50 @@ def truth_record(
             "rev": rev,
         }
     )
+
+
+#: Version of the decision record (one per scored window per model, on ``Settings.decision_topic``).
+DECISION_VERSION = 1
+_DECISION_FIELDS = ("v", "asset", "model", "version", "role", "seq", "t", "ts", "faults", "scores")
+
+
+def encode_decision(decision: Mapping[str, Any]) -> bytes:
+    """Decision dict (as built by ``fedtwin.scoring.decision_records``) to JSON bytes."""
+    return dumps(dict(decision))
+
+
+def _decision_types_ok(msg: dict[str, Any]) -> bool:
+    number = (int, float)
+    return (
+        isinstance(msg["asset"], str)
+        and isinstance(msg["model"], str)
+        and type(msg["version"]) is int
+        and type(msg["seq"]) is int
+        and type(msg["t"]) in number
+        and type(msg["ts"]) in number
+        and isinstance(msg["faults"], list)
+        and all(isinstance(f, str) for f in msg["faults"])
+        and isinstance(msg["scores"], dict)
+        and all(isinstance(k, str) and type(v) in number for k, v in msg["scores"].items())
+    )
+
+
+def decode_decision(data: bytes) -> dict[str, Any]:
+    """Parse a decision record strictly: exactly the v1 fields, each of its type; SchemaError otherwise.
+
+    ``{"v": 1, "asset": str, "model": str, "version": int, "role": "champion"|"shadow", "seq": int,
+    "t": float, "ts": float, "faults": [str, ...], "scores": {fault: float}}``
+    """
+    try:
+        msg = loads(data)
+    except (ValueError, TypeError) as exc:
+        raise SchemaError(f"invalid JSON: {exc}") from None
+    if not isinstance(msg, dict) or msg.get("v") != DECISION_VERSION or type(msg.get("v")) is not int:
+        raise SchemaError(f"not a v{DECISION_VERSION} decision record")
+    if sorted(msg) != sorted(_DECISION_FIELDS):
+        raise SchemaError(f"decision fields {sorted(msg)} are not {sorted(_DECISION_FIELDS)}")
+    if msg["role"] not in ("champion", "shadow"):
+        raise SchemaError(f"decision role {msg['role']!r} is not 'champion' or 'shadow'")
+    if not _decision_types_ok(msg):
+        raise SchemaError("decision record has a field of the wrong type")
+    return msg

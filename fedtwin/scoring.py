@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from federated.model import decide
-from fedtwin.schema import ALERT_VERSION, SIGNALS, SensorChunk
+from fedtwin.schema import ALERT_VERSION, DECISION_VERSION, SIGNALS, SensorChunk
 
 #: Fault outputs in the order the models emit them.
 FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
@@ -33,6 +33,9 @@ FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
 #: ``extract_features(windows, fs)``: signal -> (n_windows, n_samples) in, (n_windows, n_features) out.
 FeatureFn = Callable[[dict[str, np.ndarray], float], np.ndarray]
 
+
+#: (seq, t0) of the chunk that completed a window: the clock of the plant's truth records.
+_Closer = tuple[int, float]
 
 #: A chunk whose t0 is further than this from where the previous chunk ended starts a new window.
 TIME_GAP_S = 0.05
@@ -104,7 +107,10 @@ class BatchResult:
     ``rejected`` lists (input index, reason) of chunks the engine cannot score (e.g. wrong sample rate);
     ``window_assets``/``window_starts``/``features``/``scores`` describe every window completed in the batch;
     ``invalid`` flags the windows with a non-finite feature or score (their ``scores`` row is NaN; they were
-    not de-bounced and should not be stored as measurements).
+    not de-bounced and should not be stored as measurements). ``decisions`` holds one decision record per
+    valid window per model (champion first, then each shadow; see :func:`decision_records`) and
+    ``model_errors`` the shadows whose ``predict_proba`` raised or misbehaved in this batch (name -> reason):
+    they have no decisions for it, and the champion's scoring is unaffected.
     """
 
     alerts: list[dict[str, Any]]
@@ -115,6 +121,8 @@ class BatchResult:
     features: np.ndarray
     scores: np.ndarray
     invalid: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    model_errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,6 +140,71 @@ class _AssetState:
     next_seq: int = 0
     last_t_end: float = float("-inf")
     faults: dict[str, _FaultState] = field(default_factory=dict)
+
+
+def _score(m: ActiveModel, X: np.ndarray, finite_x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores ``P`` (NaN rows where invalid), the valid-window mask and the per-window decisions of ``m``.
+
+    Only windows with finite features reach the model (many models raise on NaN input); a window whose
+    score is not finite is invalid too (a NaN score is no evidence of health either).
+    """
+    n_win, n_faults = len(finite_x), len(m.faults)
+    P = np.full((n_win, n_faults), np.nan)
+    valid = finite_x.copy()
+    if valid.any():
+        p_valid = np.asarray(m.model.predict_proba(X[valid]), dtype=np.float64)
+        if p_valid.shape != (int(valid.sum()), n_faults):
+            raise ValueError(f"model returned shape {p_valid.shape}, expected {(int(valid.sum()), n_faults)}")
+        P[valid] = p_valid
+    valid &= np.isfinite(P).all(axis=1)
+    P[~valid] = np.nan
+    positive = np.zeros((n_win, n_faults), dtype=bool)
+    positive[valid] = decide(P[valid], m.thresholds, m.fallback) > 0
+    return P, valid, positive
+
+
+@dataclass(frozen=True)
+class _DecisionContext:
+    """What every decision record of a batch shares: its windows, their closing chunks and the wall time."""
+
+    windows: list[tuple[str, float, float]]
+    closers: list[_Closer]
+    ts: float
+
+
+def decision_records(
+    ctx: _DecisionContext,
+    m: ActiveModel,
+    role: str,
+    P: np.ndarray,
+    valid: np.ndarray,
+    positive: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One decision record per valid window: the model's un-debounced fault set and its probabilities.
+
+    ``seq``/``t`` are the sequence number and ``t0`` (plant time, the truth record's clock) of the chunk
+    that completed the window; ``faults`` is empty for a window the model finds healthy.
+    """
+    out = []
+    faults = m.faults
+    for k in np.flatnonzero(valid):
+        seq, t = ctx.closers[k]
+        row = P[k]
+        out.append(
+            {
+                "v": DECISION_VERSION,
+                "asset": ctx.windows[k][0],
+                "model": m.name,
+                "version": m.version,
+                "role": role,
+                "seq": int(seq),
+                "t": float(t),
+                "ts": ctx.ts,
+                "faults": [f for f, on in zip(faults, positive[k], strict=True) if on],
+                "scores": {f: round(float(x), 6) for f, x in zip(faults, row, strict=True)},
+            }
+        )
+    return out
 
 
 class ScoringEngine:
@@ -176,6 +249,8 @@ class ScoringEngine:
         self.clock = clock
         self.stats = EngineStats()
         self._assets: dict[str, _AssetState] = {}
+        #: Shadow models by slot name: scored on every window with the champion, never alerting.
+        self.shadows: dict[str, ActiveModel] = {}
 
     @classmethod
     def from_settings(
@@ -194,6 +269,17 @@ class ScoringEngine:
     def set_model(self, model: ActiveModel) -> None:
         """Use ``model`` from the next ``process`` call on; de-bouncing state carries over."""
         self.model = model
+
+    def set_shadow(self, slot: str, model: ActiveModel | None) -> None:
+        """Score every window with ``model`` too from the next ``process`` call on (None: stop doing so).
+
+        A shadow's decisions are reported in ``BatchResult.decisions`` only: it has no de-bouncing state and
+        never raises or clears an alert.
+        """
+        if model is None:
+            self.shadows.pop(slot, None)
+        else:
+            self.shadows[slot] = model
 
     @property
     def assets(self) -> list[str]:
@@ -240,8 +326,9 @@ class ScoringEngine:
 
     def _cut(
         self, chunks: Sequence[SensorChunk], source_ts: Sequence[float] | None
-    ) -> tuple[list[tuple[str, float, float]], list[np.ndarray], list[tuple[int, str]]]:
+    ) -> tuple[list[tuple[str, float, float]], list[np.ndarray], list[tuple[int, str]], list[_Closer]]:
         windows: list[tuple[str, float, float]] = []  # (asset, start, source_ts)
+        closers: list[_Closer] = []  # (seq, t0) of the chunk that completed each window
         data: list[np.ndarray] = []
         rejected: list[tuple[int, str]] = []
         w = self.window_samples
@@ -277,9 +364,10 @@ class ScoringEngine:
                 pos += take
                 if st.fill == w:
                     windows.append((chunk.asset, st.start, ts))
+                    closers.append((chunk.seq, chunk.t0))
                     data.append(buf.copy())
                     st.fill = 0
-        return windows, data, rejected
+        return windows, data, rejected, closers
 
     # ------------------------------------------------------------------ scoring
     def process(self, chunks: Sequence[SensorChunk], source_ts: Sequence[float] | None = None) -> BatchResult:
@@ -290,7 +378,7 @@ class ScoringEngine:
         if self.model is None:
             raise RuntimeError("no model set: call set_model() first")
         model = self.model
-        windows, data, rejected = self._cut(chunks, source_ts)
+        windows, data, rejected, closers = self._cut(chunks, source_ts)
         n_win = len(windows)
         if n_win == 0:
             empty = np.empty((0,))
@@ -299,21 +387,8 @@ class ScoringEngine:
             )
         stacked = np.stack(data)  # (n_win, signals, samples)
         X = np.asarray(self.features({s: stacked[:, j, :] for j, s in enumerate(SIGNALS)}, self.fs))
-        n_faults = len(model.faults)
-        P = np.full((n_win, n_faults), np.nan)
-        valid = np.isfinite(X).all(axis=1) if X.ndim == 2 else np.zeros(n_win, dtype=bool)
-        if valid.any():
-            # Only windows with finite features reach the model (many models raise on NaN input).
-            p_valid = np.asarray(model.model.predict_proba(X[valid]), dtype=np.float64)
-            if p_valid.shape != (int(valid.sum()), n_faults):
-                raise ValueError(
-                    f"model returned shape {p_valid.shape}, expected {(int(valid.sum()), n_faults)}"
-                )
-            P[valid] = p_valid
-        valid &= np.isfinite(P).all(axis=1)  # a NaN score is no evidence of health either
-        P[~valid] = np.nan
-        positive = np.zeros((n_win, n_faults), dtype=bool)
-        positive[valid] = decide(P[valid], model.thresholds, model.fallback) > 0
+        finite_x = np.isfinite(X).all(axis=1) if X.ndim == 2 else np.zeros(n_win, dtype=bool)
+        P, valid, positive = _score(model, X, finite_x)
         self.stats.windows += n_win
         self.stats.invalid_windows += int(n_win - valid.sum())
         alerts: list[dict[str, Any]] = []
@@ -322,6 +397,9 @@ class ScoringEngine:
             if valid[k]:
                 alerts.extend(self._debounce(asset, start, start + dur, ts, P[k], positive[k], model))
         self.stats.alerts += len(alerts)
+        ctx = _DecisionContext(windows, closers, self.clock())
+        decisions = decision_records(ctx, model, "champion", P, valid, positive)
+        errors = self._score_shadows(ctx, X, finite_x, decisions)
         return BatchResult(
             alerts=alerts,
             rejected=rejected,
@@ -331,7 +409,27 @@ class ScoringEngine:
             features=X,
             scores=P,
             invalid=~valid,
+            decisions=decisions,
+            model_errors=errors,
         )
+
+    def _score_shadows(
+        self, ctx: _DecisionContext, X: np.ndarray, finite_x: np.ndarray, out: list[dict[str, Any]]
+    ) -> dict[str, str]:
+        """Append every shadow's decisions on the batch's feature matrix to ``out``; return the failures.
+
+        Each shadow is isolated: whatever its ``predict_proba`` raises or returns wrongly costs its own
+        decisions of this batch only (reported by name), never the champion's nor another shadow's.
+        """
+        errors: dict[str, str] = {}
+        for slot, shadow in list(self.shadows.items()):
+            try:
+                P, valid, positive = _score(shadow, X, finite_x)
+            except Exception as exc:
+                errors[slot] = f"{type(exc).__name__}: {exc}"
+                continue
+            out.extend(decision_records(ctx, shadow, "shadow", P, valid, positive))
+        return errors
 
     def _debounce(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 from functools import lru_cache
@@ -32,6 +33,31 @@ KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+#: A shadow slot name: a Redis key part and an MLflow alias, so lower-case letters, digits, ``_`` and ``-``.
+SHADOW_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+def parse_shadow_entry(entry: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME=VERSION`` of ``shadow_models`` -> (slot name, registry version or None).
+
+    Raises
+    ------
+    ValueError
+        With one line naming the entry, when the name or the version is not valid.
+    """
+    name, sep, version = entry.partition("=")
+    if not SHADOW_NAME.fullmatch(name) or name == "champion":
+        raise ValueError(
+            f"shadow slot {entry!r}: the name must be 1-40 of a-z, 0-9, _ and - starting with a letter, "
+            "and not 'champion'"
+        )
+    if not sep:
+        return name, None
+    if not version.isdigit() or int(version) < 1:
+        raise ValueError(f"shadow slot {entry!r}: the version after '=' must be a positive integer")
+    return name, int(version)
+
+
 class Settings(BaseSettings):
     """Every external address, name and tunable of fedtwin.
 
@@ -47,6 +73,10 @@ class Settings(BaseSettings):
     alert_topic: str = Field("fedtwin.alerts", description="Topic of raise/clear alerts")
     dlq_topic: str = Field("fedtwin.sensors.dlq", description="Dead-letter topic for invalid sensor messages")
     truth_topic: str = Field("fedtwin.truth", description="Ground truth of injected faults")
+    decision_topic: str = Field(
+        "fedtwin.decisions",
+        description="Every model's decision on every scored window (champion and shadows)",
+    )
     topic_partitions: int = Field(4, ge=1, description="Partitions when fedtwin creates a topic")
     consumer_group: str = Field("fedtwin-scorer", description="Consumer group of the scorers")
     kafka_session_timeout_ms: int = Field(
@@ -109,6 +139,12 @@ class Settings(BaseSettings):
     alert_raise_windows: int = Field(2, ge=1, description="Consecutive faulty windows that raise an alert")
     alert_clear_windows: int = Field(3, ge=1, description="Consecutive healthy windows that clear an alert")
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted features that means drift")
+    shadow_models: list[str] = Field(
+        default_factory=list,
+        description="Shadow slots the scorer serves besides the champion: NAME (published from the MLflow "
+        "alias NAME, e.g. challenger) or NAME=VERSION (a registry version); env as a JSON list",
+    )
+    max_shadow_models: int = Field(2, ge=0, le=8, description="Most shadow models one scorer serves")
     scorer_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Port of the scorer's Prometheus /metrics (unset: not served)"
     )
@@ -178,8 +214,22 @@ class Settings(BaseSettings):
             raise ValueError(f"file {v} does not exist")
         return v
 
+    @field_validator("shadow_models")
+    @classmethod
+    def _shadow_entries(cls, v: list[str]) -> list[str]:
+        names = [parse_shadow_entry(e)[0] for e in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"shadow slot {dup[0]!r} is named twice")
+        return v
+
     @model_validator(mode="after")
     def _checks_across_fields(self) -> Settings:
+        if len(self.shadow_models) > self.max_shadow_models:
+            raise ValueError(
+                f"shadow_models names {len(self.shadow_models)} slots, more than max_shadow_models="
+                f"{self.max_shadow_models}"
+            )
         # A password inside the Redis URL moves to redis_password, so no log line or listing can show it.
         parts = urlsplit(self.redis_url)
         if parts.password is not None:
@@ -204,6 +254,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Insert the YAML file below the environment."""
         return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def shadow_sources(self) -> dict[str, int | None]:
+        """Shadow slot -> the registry version named for it (None: publish from the MLflow alias NAME)."""
+        return dict(parse_shadow_entry(e) for e in self.shadow_models)
 
     def key(self, *parts: str) -> str:
         """Redis key under fedtwin's prefix."""
