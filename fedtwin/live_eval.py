@@ -31,10 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from fedtwin.schema import SchemaError, loads
+from fedtwin.schema import SchemaError, decode_decision, loads
 
-DECISION_VERSION = 1
-ROLES = ("champion", "shadow")
 #: The metrics a comparison shows first, in this order (``live_`` is prefixed on MLflow).
 HEADLINE: tuple[str, ...] = ("exact_match", "detection_delay_p50_s", "false_alarms_per_asset_hour")
 
@@ -99,37 +97,25 @@ def _object(data: bytes | str | Mapping[str, Any], what: str) -> Mapping[str, An
     return msg
 
 
-def parse_decision(data: bytes | str | Mapping[str, Any]) -> Decision:
-    """Strictly decode a v1 decision record (see the common decision-record format).
+def parse_decision(data: bytes | str) -> Decision:
+    """Strictly decode a v1 decision record (``fedtwin.schema.decode_decision``) into what the join needs.
 
     Raises
     ------
     SchemaError
-        One line naming the first field that is missing or ill-typed.
+        One line saying what is wrong with the record.
     """
-    what = "decision record"
-    msg = _object(data, what)
-    if type(msg.get("v")) is not int or msg.get("v") != DECISION_VERSION:
-        raise SchemaError(f"{what}: unsupported version {msg.get('v')!r} (expected {DECISION_VERSION})")
-    role = _field(msg, "role", (str,), what)
-    if role not in ROLES:
-        raise SchemaError(f"{what}: 'role' must be one of {', '.join(ROLES)}, got {role!r}")
-    seq = _field(msg, "seq", (int,), what)
-    version = _field(msg, "version", (int,), what)
-    if seq < 0 or version < 1:
-        raise SchemaError(f"{what}: 'seq' must be >= 0 and 'version' >= 1")
-    _time(msg, "ts", what)
-    scores = msg.get("scores")
-    if not isinstance(scores, dict):
-        raise SchemaError(f"{what}: 'scores' must be an object")
+    msg = decode_decision(data.encode() if isinstance(data, str) else data)
+    if msg["seq"] < 0 or msg["version"] < 1 or not math.isfinite(msg["t"]):
+        raise SchemaError("decision record: 'seq' must be >= 0, 'version' >= 1 and 't' finite")
     return Decision(
-        asset=_field(msg, "asset", (str,), what),
-        model=_field(msg, "model", (str,), what),
-        version=version,
-        role=role,
-        seq=seq,
-        t=_time(msg, "t", what),
-        faults=_names(msg.get("faults"), "faults", what),
+        asset=msg["asset"],
+        model=msg["model"],
+        version=msg["version"],
+        role=msg["role"],
+        seq=msg["seq"],
+        t=float(msg["t"]),
+        faults=frozenset(msg["faults"]),
     )
 
 

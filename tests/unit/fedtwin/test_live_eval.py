@@ -128,11 +128,12 @@ def test_parse_records_strictly() -> None:
     d = parse_decision(json.dumps(rec).encode())
     assert (d.asset, d.label, d.seq, d.t, d.faults) == ("pump-1", "m v3", 9, 1.5, frozenset({"leak"}))
     for bad, msg in (
-        ({**rec, "v": 2}, "version"),
+        ({**rec, "v": 2}, "v1 decision"),
         ({**rec, "role": "boss"}, "role"),
-        ({**rec, "seq": "9"}, "seq"),
-        ({**rec, "faults": "leak"}, "faults"),
-        ({**rec, "t": True}, "'t'"),
+        ({**rec, "seq": "9"}, "wrong type"),
+        ({**rec, "faults": "leak"}, "wrong type"),
+        ({**rec, "t": True}, "wrong type"),
+        ({**rec, "seq": -1}, ">= 0"),
     ):
         with pytest.raises(SchemaError, match=msg):
             parse_decision(json.dumps(bad))
