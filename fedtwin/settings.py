@@ -149,6 +149,21 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Port of the scorer's Prometheus /metrics (unset: not served)"
     )
 
+    # Live evaluation and the live promotion gate (fedtwin.live_eval, fedtwin.promotion.live_verdict)
+    live_gate: bool = Field(
+        False, description="Promotion also requires beating the champion on a campaign's live evaluation"
+    )
+    live_gate_min_windows: int = Field(
+        300, ge=0, description="Labelled windows a candidate must have been evaluated on live"
+    )
+    live_gate_min_faults: int = Field(3, ge=0, description="Distinct faults a live evaluation must have seen")
+    live_settle_s: float | None = Field(
+        None, ge=0, description="Windows this soon after a truth change are left out (unset: window_s)"
+    )
+    live_eval_timeout_s: float = Field(
+        120.0, gt=0, description="How long a campaign waits for the scorers' decisions to catch up (s)"
+    )
+
     # Monitoring UIs (started by `fedtwin stack up`)
     evidently_workspace: Path = Field(
         Path(".fedtwin/evidently"),

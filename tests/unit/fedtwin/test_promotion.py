@@ -55,3 +55,73 @@ def test_best_strategy_of_nothing_is_a_clear_error() -> None:
 
 def test_headline_metric_is_the_gate_metric() -> None:
     assert HEADLINE_METRICS[0] == GATE_METRIC
+
+
+# The live gate: offline, the candidate (0.92) beats the champion (0.90) in every case below.
+_OFFLINE_CAND, _OFFLINE_CHAMP = {GATE_METRIC: 0.92}, {GATE_METRIC: 0.90}
+_LIVE_CHAMP = {
+    "exact_match": 0.80,
+    "false_alarms_per_asset_hour": 2.0,
+    "detection_delay_p50_s": 1.5,
+    "windows": 600,
+    "faults_seen": 3,
+}
+
+
+def _live(**overrides: float) -> dict[str, float]:
+    return {**_LIVE_CHAMP, **overrides}
+
+
+def _promote(live_cand: dict[str, float] | None, require: bool = True) -> tuple[bool, str]:
+    from fedtwin.promotion import should_promote
+
+    return should_promote(
+        _OFFLINE_CAND,
+        _OFFLINE_CHAMP,
+        live_candidate=live_cand,
+        live_champion=_LIVE_CHAMP,
+        require_live=require,
+        min_windows=300,
+        min_faults=3,
+    )
+
+
+def test_worse_challenger_live_is_not_promoted_even_if_it_wins_offline() -> None:
+    ok, why = _promote(_live(exact_match=0.95, false_alarms_per_asset_hour=2.5))
+    assert ok is False and "false alarms" in why
+    ok, why = _promote(_live(exact_match=0.79, false_alarms_per_asset_hour=0.0))
+    assert ok is False and "exact match" in why
+    ok, _ = _promote(_live(exact_match=0.95, false_alarms_per_asset_hour=2.5), require=False)
+    assert ok is True  # without the live gate the offline win is enough
+
+
+def test_better_challenger_live_is_promoted() -> None:
+    ok, why = _promote(_live(exact_match=0.85, false_alarms_per_asset_hour=1.0))
+    assert ok is True and "0.8500" in why
+    # Equal exact match and false alarms: only a shorter median detection delay passes.
+    assert _promote(_live(detection_delay_p50_s=1.0))[0] is True
+    assert _promote(_live())[0] is False
+
+
+def test_live_gate_needs_enough_windows_and_faults() -> None:
+    better = _live(exact_match=0.99, false_alarms_per_asset_hour=0.0)
+    assert _promote({**better, "windows": 299})[0] is False
+    assert _promote({**better, "faults_seen": 2})[0] is False
+    assert _promote(None)[0] is False
+    assert _promote({**better, "exact_match": math.nan})[0] is False  # a broken evaluation never wins
+
+
+def test_live_gate_never_rescues_an_offline_loss() -> None:
+    from fedtwin.promotion import should_promote
+
+    better_live = _live(exact_match=0.99, false_alarms_per_asset_hour=0.0)
+    ok, why = should_promote(
+        _OFFLINE_CHAMP,
+        _OFFLINE_CAND,
+        live_candidate=better_live,
+        live_champion=_LIVE_CHAMP,
+        require_live=True,
+        min_windows=0,
+        min_faults=0,
+    )
+    assert ok is False and "offline" in why
