@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -433,6 +433,7 @@ def run_plant(
     decimals: int | None = 4,
     control_poll_s: float = 0.05,
     producer: Producer | None = None,
+    before_tick: Callable[[int, float], bool] | None = None,
 ) -> PlantStats:
     """Stream ``duration_s`` of simulated plant time for each asset, paced at ``speedup`` x real time.
 
@@ -441,13 +442,17 @@ def run_plant(
     sensors are quantised to 1e-3 or coarser anyway). Stops early on ``stop_event``. All assets run in one
     vectorised :class:`plant_models.LiveFleet` (asset ``i`` has seed ``seed + i``); an asset whose simulation
     diverges loses that chunk (a ``seq`` gap, counted in ``lost_chunks``) and restarts.
+
+    ``before_tick(tick, sim_t)`` runs before each chunk (``sim_t``: plant seconds since the start); when it
+    returns True (it wrote control, e.g. a scripted campaign) the control is read before that chunk, so the
+    change takes effect exactly there instead of at the next poll.
     """
     names = asset_ids(assets) if isinstance(assets, int) else list(assets)
     if not names:
         raise FedtwinError("no assets to simulate")
     plant = _Plant(settings, names, seed, decimals, producer, stop_event)
     try:
-        _run_ticks(plant, duration_s, speedup, stop_event, control_poll_s)
+        _run_ticks(plant, duration_s, speedup, stop_event, control_poll_s, before_tick)
     finally:
         plant.close()
     return plant.stats
@@ -459,6 +464,7 @@ def _run_ticks(
     speedup: float,
     stop_event: threading.Event | None,
     control_poll_s: float,
+    before_tick: Callable[[int, float], bool] | None = None,
 ) -> None:
 
     n_ticks = math.ceil(duration_s / plant.chunk_dt - 1e-9)
@@ -472,7 +478,8 @@ def _run_ticks(
             delay = pace_delay(plant.start, tick, plant.chunk_dt, speedup, time.monotonic())
             if delay > 0:
                 time.sleep(delay)
-        if time.monotonic() - last_poll >= control_poll_s:
+        forced = before_tick is not None and before_tick(tick, tick * plant.chunk_dt)
+        if forced or time.monotonic() - last_poll >= control_poll_s:
             last_poll = time.monotonic()
             plant.poll_control(tick)
         plant.step(tick)
