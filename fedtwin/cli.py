@@ -21,10 +21,12 @@ stack_app = typer.Typer(
 )
 plant_app = typer.Typer(no_args_is_help=True, help="The triplex pump plant model.")
 model_app = typer.Typer(no_args_is_help=True, help="The served model: status, publish, rollback.")
+campaign_app = typer.Typer(no_args_is_help=True, help="Scripted fault campaigns on the live plant.")
 app.add_typer(config_app, name="config")
 app.add_typer(stack_app, name="stack")
 app.add_typer(plant_app, name="plant")
 app.add_typer(model_app, name="model")
+app.add_typer(campaign_app, name="campaign")
 
 
 def _settings() -> Settings:
@@ -232,6 +234,59 @@ def alerts(
         return
     except redis.RedisError as exc:  # one line, non-zero exit
         raise FedtwinError(f"cannot read alerts from Redis ({type(exc).__name__}: {exc})") from None
+
+
+def _campaign_or_exit(file: Path) -> None:
+    """Validate a campaign file; an invalid one is one line and exit code 2."""
+    from fedtwin.campaign import CampaignError, load_campaign
+
+    try:
+        load_campaign(file)
+    except CampaignError as exc:
+        typer.echo(f"fedtwin: error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+@campaign_app.command("check")
+def campaign_check(file: Annotated[Path, typer.Argument(help="Campaign YAML file")]) -> None:
+    """Validate a campaign file (exit 2 with one line naming the first problem)."""
+    from fedtwin.campaign import load_campaign
+
+    _campaign_or_exit(file)
+    spec = load_campaign(file)
+    typer.echo(
+        f"{file}: campaign {spec.name}: {len(spec.events)} events on {len(spec.asset_names)} assets over "
+        f"{spec.duration_s:g} s; faults {sorted(spec.faults_covered())}; "
+        f"{len(spec.operating_points())} operating point(s) besides the nominal one"
+    )
+
+
+@campaign_app.command("run")
+def campaign_run(
+    file: Annotated[Path, typer.Argument(help="Campaign YAML file, e.g. campaigns/standard.yaml")],
+    evaluate: Annotated[
+        bool, typer.Option(help="Finish with the live evaluation of every served model")
+    ] = True,
+    mlflow: Annotated[bool, typer.Option(help="Log the live evaluation to MLflow")] = True,
+) -> None:
+    """Play a campaign on a live fleet (a scorer must be running), then evaluate every model being served."""
+    import math
+
+    _campaign_or_exit(file)
+    use_prefect_api()
+    from flows.campaign import campaign_flow
+
+    result = campaign_flow(str(file), evaluate=evaluate, log_to_mlflow=mlflow)
+    typer.echo(
+        f"campaign {result['campaign']}: {result['events_applied']} events, "
+        f"{result['plant']['chunks']} chunks on {len(result['assets'])} assets"
+    )
+    for name, m in (result.get("live") or {}).get("results", {}).items():
+        cells = [f"{k}={m[k]:.4f}" if math.isfinite(m[k]) else f"{k}=nan" for k in _LIVE_COLUMNS]
+        typer.echo(f"model={name} " + " ".join(cells))
+
+
+_LIVE_COLUMNS = ("exact_match", "detection_delay_p50_s", "false_alarms_per_asset_hour", "windows")
 
 
 @app.command("demo")
