@@ -8,7 +8,11 @@ Layout under the key prefix ``P``:
 - ``P model:version_seq`` and ``P model:pointer_seq``: counters for new versions and pointer generations;
 - ``P model:current``: the pointer (JSON): the serving version, its generation, a rollback flag, the time it
   was set and an HMAC over them, switched by one ``SET``;
-- channel ``P model:events``: the new serving version is published on every promotion.
+- ``P model:shadow:<slot>``: the pointer of shadow slot ``<slot>`` (a model scored beside the champion that
+  never alerts): the same pointer with the slot name inside the signed fields, so a shadow pointer cannot be
+  passed off as the serving one or as another slot's (nor the reverse);
+- channel ``P model:events``: the new serving version is published on every promotion (channel
+  ``P model:events:shadow`` gets ``<slot>:<version>`` for shadows).
 
 Record format 2 (this one) signs the name, version and creation time with the arrays' hash, so a valid record
 copied under another version number no longer verifies; format 1 records and the bare-integer pointer of
@@ -66,6 +70,7 @@ class Pointer:
     generation: int
     rollback: bool
     set_at: float
+    slot: str = ""  # "" = the serving (champion) pointer, else the shadow slot it points for
 
 
 def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
@@ -180,23 +185,33 @@ def verify_record(raw_meta: bytes | str | None, blob: bytes | None, key: bytes, 
     return StoredModel(version=version, arrays=arrays, meta=meta, name=name, created=float(created))
 
 
+_POINTER_FIELDS = ("format", "version", "generation", "rollback", "set_at")
+
+
 def sign_pointer(
-    version: int, generation: int, *, rollback: bool, set_at: float, key: bytes
+    version: int, generation: int, *, rollback: bool, set_at: float, key: bytes, slot: str = ""
 ) -> dict[str, Any]:
-    """The signed pointer record naming ``version`` as the serving one."""
-    fields = {
+    """The signed pointer record naming ``version`` as the serving one, or as shadow ``slot``'s.
+
+    The serving pointer has no ``slot`` field (pointers of earlier releases still verify); a shadow pointer
+    signs its slot name with the other fields.
+    """
+    fields: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "version": version,
         "generation": generation,
         "rollback": rollback,
         "set_at": set_at,
     }
+    if slot:
+        fields["slot"] = slot
     return {**fields, "signature": _hmac(key, "pointer", fields)}
 
 
-def verify_pointer(raw: bytes | str, key: bytes) -> Pointer:
-    """Parse and verify a pointer; InvalidModel on anything but a pointer signed with ``key``."""
-    what = "model pointer"
+def verify_pointer(raw: bytes | str, key: bytes, slot: str = "") -> Pointer:
+    """Parse and verify a pointer read for ``slot`` ("" = serving); InvalidModel on anything but a pointer
+    signed with ``key`` for that slot."""
+    what = f"shadow {slot!r} model pointer" if slot else "model pointer"
     record = _parse_json_object(raw, what)
     if record.get("format") != RECORD_FORMAT or type(record.get("format")) is not int:
         raise InvalidModel(f"{what} is not a signed format-{RECORD_FORMAT} pointer; promote a version again")
@@ -207,10 +222,17 @@ def verify_pointer(raw: bytes | str, key: bytes) -> Pointer:
     signature = _field(record, "signature", (str,), what)
     if version < 1 or generation < 1:
         raise InvalidModel(f"{what}: version and generation must be >= 1")
-    fields = {k: record[k] for k in ("format", "version", "generation", "rollback", "set_at")}
+    signed_slot = record.get("slot", "")
+    if signed_slot != slot:
+        raise InvalidModel(f"{what}: the pointer is for {_slot_text(signed_slot)}, not {_slot_text(slot)}")
+    fields = {k: record[k] for k in _POINTER_FIELDS + (("slot",) if slot else ())}
     if not hmac.compare_digest(_hmac(key, "pointer", fields), signature):
         raise InvalidModel(f"{what}: signature does not verify with this signing key")
-    return Pointer(version=version, generation=generation, rollback=rollback, set_at=float(set_at))
+    return Pointer(version=version, generation=generation, rollback=rollback, set_at=float(set_at), slot=slot)
+
+
+def _slot_text(slot: object) -> str:
+    return f"shadow slot {str(slot)[:40]!r}" if slot else "the serving model"
 
 
 class ModelStore:
@@ -226,7 +248,7 @@ class ModelStore:
         self.prefix = prefix
         self._key = signing_key
         self.channel = f"{prefix}model:events"
-        self._generation_seen = 0
+        self._generation_seen: dict[str, int] = {}  # per slot ("" = serving)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelStore:
@@ -238,6 +260,9 @@ class ModelStore:
 
     def _k(self, *parts: str) -> str:
         return self.prefix + "model:" + ":".join(parts)
+
+    def _pointer_key(self, slot: str) -> str:
+        return self._k("shadow", slot) if slot else self._k("current")
 
     # ------------------------------------------------------------------ writing
     def put(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, name: str | None = None) -> int:
@@ -266,32 +291,52 @@ class ModelStore:
             raise InvalidModel(f"model version {version} already exists; refusing to overwrite it")
         return version
 
-    def promote(self, version: int, *, rollback: bool = False) -> None:
-        """Make ``version`` the serving one (after verifying it) with a new signed pointer, and announce it.
+    def promote(self, version: int, *, rollback: bool = False, slot: str = "") -> None:
+        """Make ``version`` the serving one (or shadow ``slot``'s, when given) after verifying it, with a new
+        signed pointer, and announce it.
 
         Raises
         ------
         InvalidModel
-            If the version does not verify, or is lower than the serving one and ``rollback`` is False.
+            If the version does not verify, or is lower than the one the slot points to and ``rollback`` is
+            False.
         """
         self.load(version)
         try:
-            serving = self.pointer()
+            serving = self.pointer(slot)
         except InvalidModel:  # a garbage pointer is replaced by this (signed) one
             serving = None
         if serving is not None and version < serving.version and not rollback:
             raise InvalidModel(
-                f"version {version} is older than the serving version {serving.version}; "
+                f"version {version} is older than the {'shadow ' + slot if slot else 'serving'} version "
+                f"{serving.version}; "
                 f"roll back explicitly (rollback_to({version}))"
             )
         generation = int(self.client.incr(self._k("pointer_seq")))
-        record = sign_pointer(version, generation, rollback=rollback, set_at=time.time(), key=self._key)
-        self.client.set(self._k("current"), json.dumps(record))
-        self.client.publish(self.channel, str(version))
+        record = sign_pointer(
+            version, generation, rollback=rollback, set_at=time.time(), key=self._key, slot=slot
+        )
+        self.client.set(self._pointer_key(slot), json.dumps(record))
+        if slot:
+            self.client.publish(self.channel + ":shadow", f"{slot}:{version}")
+        else:
+            self.client.publish(self.channel, str(version))
 
-    def rollback_to(self, version: int) -> None:
+    def rollback_to(self, version: int, *, slot: str = "") -> None:
         """Serve an older ``version``: a pointer signed with the rollback flag, which scorers accept."""
-        self.promote(version, rollback=True)
+        self.promote(version, rollback=True, slot=slot)
+
+    def clear_shadow(self, slot: str) -> bool:
+        """Stop shadow ``slot`` (scorers drop it at their next pointer check); False if it had no pointer."""
+        return bool(self.client.delete(self._pointer_key(slot)))
+
+    def shadow_slots(self) -> list[str]:
+        """Names of the shadow slots that have a pointer, sorted (their pointers are not verified here)."""
+        head = self._k("shadow", "")
+        names = []
+        for k in self.client.scan_iter(match=head + "*", count=500):
+            names.append((k.decode() if isinstance(k, bytes) else k)[len(head) :])
+        return sorted(names)
 
     def publish(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> int:
         """Put and promote in one call."""
@@ -331,10 +376,11 @@ class ModelStore:
         return unpack_arrays(blob)["X"], list(json.loads(names))
 
     # ------------------------------------------------------------------ reading
-    def pointer(self) -> Pointer | None:
-        """The verified serving pointer, or None when nothing was promoted (InvalidModel if it is bad)."""
-        raw = self.client.get(self._k("current"))
-        return None if raw is None else verify_pointer(raw, self._key)
+    def pointer(self, slot: str = "") -> Pointer | None:
+        """The verified serving pointer (or shadow ``slot``'s), or None when nothing was promoted there
+        (InvalidModel if it is bad)."""
+        raw = self.client.get(self._pointer_key(slot))
+        return None if raw is None else verify_pointer(raw, self._key, slot)
 
     def current_version(self) -> int | None:
         """The serving version, or None when nothing was promoted (InvalidModel if the pointer is bad)."""
@@ -352,28 +398,30 @@ class ModelStore:
             raise InvalidModel(f"model version {version} is missing from Redis")
         return verify_record(raw_meta, blob, self._key, version)
 
-    def load_serving(self, current_version: int | None = None) -> StoredModel | None:
+    def load_serving(self, current_version: int | None = None, *, slot: str = "") -> StoredModel | None:
         """The model to switch to, or None when the pointer is absent or names ``current_version``.
 
-        ``current_version`` is the version the caller serves (None: nothing yet). A pointer to a lower version
-        is taken only when signed as a rollback, and a pointer of an older generation than one this store
-        instance already accepted is refused (a replay).
+        ``current_version`` is the version the caller serves (None: nothing yet) in ``slot`` ("" = the
+        champion, else a shadow slot; each slot has its own pointer). A pointer to a lower version is taken
+        only when signed as a rollback, and a pointer of an older generation than one this store instance
+        already accepted for the slot is refused (a replay).
 
         Raises
         ------
         InvalidModel
             For any problem with the pointer or the record (the caller keeps its current model).
         """
-        ptr = self.pointer()
+        ptr = self.pointer(slot)
         if ptr is None:
             return None
-        if ptr.generation < self._generation_seen:
+        seen = self._generation_seen.get(slot, 0)
+        if ptr.generation < seen:
             raise InvalidModel(
-                f"model pointer generation {ptr.generation} is older than {self._generation_seen}, "
+                f"model pointer generation {ptr.generation} is older than {seen}, "
                 "already served: a replayed pointer"
             )
         if ptr.version == current_version:
-            self._generation_seen = ptr.generation
+            self._generation_seen[slot] = ptr.generation
             return None
         if current_version is not None and ptr.version < current_version and not ptr.rollback:
             raise InvalidModel(
@@ -381,7 +429,7 @@ class ModelStore:
                 "without a signed rollback"
             )
         stored = self.load(ptr.version)
-        self._generation_seen = ptr.generation
+        self._generation_seen[slot] = ptr.generation
         return stored
 
     def versions(self) -> list[int]:

@@ -32,6 +32,12 @@ The model is hot-reloaded between batches: the store's pointer is read at most e
 new version is loaded, verified by the store and swapped in before the next batch (every window is scored by
 exactly one model). Anything wrong with the pointer or a record (garbage, bad signature, a version lower than
 the one in use) is logged once and the last good model stays in use.
+
+Shadow models (``Settings.shadow_models``, see ``fedtwin.shadows``) are reloaded the same way from their own
+signed pointers and scored on the same feature matrix as the champion; they never raise or clear alerts. A
+shadow that fails verification is dropped with one logged reason, and one failing at predict time loses its
+decisions of that batch only. Every model's decision on every window (champion included) is produced to
+``Settings.decision_topic`` with the batch's alerts, before the commit.
 """
 
 from __future__ import annotations
@@ -60,10 +66,12 @@ from fedtwin.schema import (
     dlq_record,
     dumps,
     encode_alert,
+    encode_decision,
     loads,
 )
 from fedtwin.scoring import ActiveModel, BatchResult, FeatureFn, ScoringEngine
 from fedtwin.serving import FIX_NO_MODEL
+from fedtwin.shadows import ShadowSlots
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -120,6 +128,11 @@ class ScorerStats:
     model_version: int | None = None
     model_reloads: int = 0
     model_rejections: int = 0
+    decisions: int = 0  # decision records produced (every model, every valid window)
+    shadow_versions: dict[str, int] = field(default_factory=dict)  # slot -> version scoring at the end
+    shadow_reloads: int = 0
+    shadow_rejections: int = 0  # shadows dropped because a pointer/record/probe failed
+    shadow_failures: int = 0  # (slot, batch) pairs whose predict failed: those decisions are lost
     outages: dict[str, int] = field(default_factory=dict)
     paused_seconds: float = 0.0
     commit_failures: int = 0
@@ -163,6 +176,7 @@ class ScoredBatch:
         default_factory=list
     )  # (key, alert JSON) after de-duplication
     open_changed: set[str] = field(default_factory=set)
+    decisions: list[tuple[bytes, bytes]] = field(default_factory=list)  # (asset key, decision JSON)
     windows: int = 0
     invalid: int = 0
     latency_ts: list[float] = field(default_factory=list)
@@ -239,6 +253,9 @@ class Scorer:
 
             features = extract_features
         self.engine = ScoringEngine.from_settings(settings, features)
+        self.shadows = ShadowSlots(
+            list(settings.shadow_sources()), self.engine, self._activate, log, BAD_VERSION_RETRY_S
+        )
         self._stop = threading.Event()
         self._stop_event: threading.Event | None = None
         self._deadline = float("inf")
@@ -341,6 +358,10 @@ class Scorer:
         self.stats.invalid_windows = e.invalid_windows
         self.stats.outages = {link.name: link.outages for link in (self.redis_link, self.kafka_link)}
         self.stats.paused_seconds = self.redis_link.down_seconds + self.kafka_link.down_seconds
+        sh = self.shadows
+        self.stats.shadow_versions = sh.versions()
+        self.stats.shadow_reloads, self.stats.shadow_rejections = sh.reloads, sh.rejections
+        self.stats.shadow_failures = sh.predict_failures
         log.info("scorer stopped (%s): %s", self.stats.stopped_by, self.stats.as_dict())
         return self.stats
 
@@ -454,6 +475,18 @@ class Scorer:
             self.redis_link.failed("reading the model pointer", exc)
         except Exception as exc:  # last resort: store errors of any type keep the last good model serving
             self._reject_model(f"serving model refused ({type(exc).__name__}: {exc})")
+        self._reload_shadows()
+
+    def _reload_shadows(self) -> None:
+        """Follow the shadow slots' pointers; no shadow problem reaches the champion."""
+        if not self.shadows.slots:
+            return
+        try:
+            self.shadows.reload(self._store)
+        except REDIS_DOWN as exc:
+            self.redis_link.failed("reading the shadow model pointers", exc)
+        except Exception as exc:  # last resort: the champion keeps scoring whatever a shadow's store raises
+            log.error("shadow reload failed (%s: %s); the champion keeps serving", type(exc).__name__, exc)
 
     def _reload(self) -> None:
         current = self.engine.model.version if self.engine.model is not None else None
@@ -875,6 +908,9 @@ class Scorer:
             for a in res.alerts:
                 encode_alert(a)
             out.alerts.extend(res.alerts)
+            out.decisions.extend((d["asset"].encode(), encode_decision(d)) for d in res.decisions)
+            if res.model_errors:
+                self.shadows.predict_failed(res.model_errors)
             invalid = res.invalid if res.invalid.shape == (len(res.window_assets),) else None
             out.windows += len(res.window_assets)
             for k, asset in enumerate(res.window_assets):
@@ -945,6 +981,7 @@ class Scorer:
         records: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]] | None]] = [
             (s.alert_topic, value, key, None) for key, value in out.payloads
         ]
+        records.extend((s.decision_topic, value, key, None) for key, value in out.decisions)
         for m, reason in dlq:
             raw = m.value()
             key = m.key()
@@ -1077,6 +1114,7 @@ class Scorer:
         st.samples += sum(c.n for c in batch.chunks)
         st.windows += out.windows
         st.alerts += len(out.alerts)
+        st.decisions += len(out.decisions)
         st.batches += 1
         m = self.metrics
         if m is None:
