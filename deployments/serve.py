@@ -15,6 +15,8 @@ def build_deployments(train_cron: str = "0 3 * * *", monitor_interval_s: int = 3
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
     from prefect.schedules import Cron
 
+    from flows.campaign import campaign_flow
+    from flows.candidate import candidate_flow
     from flows.monitor import drift_monitor_flow
     from flows.retrain import retrain_flow
     from flows.training import training_flow
@@ -38,6 +40,15 @@ def build_deployments(train_cron: str = "0 3 * * *", monitor_interval_s: int = 3
             ),
         ),
         drift_monitor_flow.to_deployment(name="drift-monitor", interval=monitor_interval_s),
+        # Run on demand (`prefect deployment run fedtwin-candidate/candidate`): no schedule, one at a time.
+        candidate_flow.to_deployment(
+            name="candidate",
+            parameters={"profile": "full"},
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+        ),
+        campaign_flow.to_deployment(name="campaign"),
     ]
 
 
@@ -46,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", action="append", choices=["train", "retrain", "drift-monitor"])
+    parser.add_argument(
+        "--only", action="append", choices=["train", "retrain", "drift-monitor", "candidate", "campaign"]
+    )
     args = parser.parse_args(argv)
     from fedtwin.cli import use_prefect_api
 

@@ -43,8 +43,13 @@ def training_flow(
     load_area_factor: float = 1.0,
     compare: list[str] | None = None,
     reason: str = "manual",
+    promote: bool = True,
 ) -> dict[str, Any]:
-    """Train the fault classifier around an operating point; promote it only if it beats the champion."""
+    """Train the fault classifier around an operating point; promote it only if it beats the champion.
+
+    With ``promote`` False the new version is only registered (alias ``challenger``); the caller decides
+    (the candidate flow: shadow, campaign, then the offline and live gates).
+    """
     s = get_settings()
     # MLflow and Redis are first needed after minutes of simulation: a service down fails the run now.
     preflight()
@@ -102,7 +107,7 @@ def training_flow(
         "sweep_seed": str(cfg.seed),
         "reason": reason,
     }
-    reg = register_and_gate(children[best], metrics[best], champ_metrics, version_tags)
+    reg = register_and_gate(children[best], metrics[best], champ_metrics, version_tags, promote)
     finish_parent_run(
         parent.run_id, metrics, best, {"best_strategy": best, "champion_moved": str(reg["promoted"])}
     )
@@ -117,6 +122,8 @@ def training_flow(
         "best": best,
         "exact_match": {n: reports[n][GATE_METRIC] for n in names},
         "champion_exact_match": None if champ_metrics is None else champ_metrics[GATE_METRIC],
+        "candidate_metrics": metrics[best],
+        "champion_metrics": champ_metrics,
         "registry": reg,
         "redis_version": served,
         "mlflow_run_url": parent.url,

@@ -70,8 +70,12 @@ def register_and_gate(
     candidate_metrics: dict[str, float],
     champion_metrics: dict[str, float] | None,
     tags: dict[str, str] | None = None,
+    move_champion: bool = True,
 ) -> dict[str, Any]:
     """Register the candidate as ``challenger``; move ``champion`` only if it beats the current one.
+
+    With ``move_champion`` False the champion stays whatever the offline gate says (``beats_offline`` tells
+    it): a later gate decides (the candidate flow's live evaluation).
 
     The version carries ``tags`` (strategy, profile, operating point, sweep seed), its headline metrics as
     ``metric.*`` tags and a description, so the registry page says what it is without opening the run.
@@ -92,7 +96,8 @@ def register_and_gate(
     mv = tracking.register(child.model_uri, name, child.run_id, tags=version_tags, description=description)
     tracking.set_alias(name, CHALLENGER, mv.version)
     previous = tracking.alias_version(name, CHAMPION)
-    won = is_better(candidate_metrics, champion_metrics)
+    beats = is_better(candidate_metrics, champion_metrics)
+    won = beats and move_champion
     if won:
         tracking.set_alias(name, CHAMPION, mv.version)
     get_run_logger().info(
@@ -108,6 +113,7 @@ def register_and_gate(
         "name": name,
         "version": mv.version,
         "promoted": won,
+        "beats_offline": beats,
         "previous_champion": previous,
         "url": tracking.model_version_url(settings, name, mv.version),
     }

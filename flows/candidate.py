@@ -1,0 +1,120 @@
+"""Candidate flow: train -> shadow -> campaign -> promote, one deployment.
+
+A new candidate is trained and registered without touching the champion, served as a shadow model (scored
+on the live stream beside the champion, never alerting), made to sit a fault campaign with the champion,
+and promoted only when it passes the offline gate and the live gate
+(:func:`fedtwin.promotion.should_promote`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from fedtwin.promotion import should_promote
+from fedtwin.settings import get_settings
+from flows.campaign import campaign_flow
+from flows.training import training_flow
+
+
+@task(retries=2, retry_delay_seconds=2, timeout_seconds=120, cache_policy=NO_CACHE)
+def put_in_shadow(version: int, slot: str) -> int:
+    """Publish registry ``version`` to shadow ``slot`` (signed record, slot pointer); its Redis version."""
+    from fedtwin import tracking
+    from fedtwin.model_store import ModelStore
+
+    settings = get_settings()
+    tracking.configure(settings)
+    name = settings.registered_model
+    arrays, meta = tracking.load_arrays(name, str(version))
+    store = ModelStore.from_settings(settings)
+    stored = store.put(arrays, {**meta, "registered_model": name, "registry_version": int(version)})
+    store.promote(stored, slot=slot)
+    get_run_logger().info("%s v%d in shadow slot %r (Redis version %d)", name, version, slot, stored)
+    return stored
+
+
+@task(retries=2, retry_delay_seconds=2, timeout_seconds=300, cache_policy=NO_CACHE)
+def promote_candidate(version: int, slot: str) -> int:
+    """Make registry ``version`` the champion (alias and Redis serving pointer); empty its shadow slot."""
+    from fedtwin import tracking
+    from fedtwin.model_store import ModelStore
+    from fedtwin.promotion import CHAMPION
+    from fedtwin.serving import publish
+
+    settings = get_settings()
+    tracking.configure(settings)
+    tracking.set_alias(settings.registered_model, CHAMPION, version)
+    served = publish(settings, version)
+    ModelStore.from_settings(settings).clear_shadow(slot)
+    return served
+
+
+def pick_live(
+    results: Mapping[str, Mapping[str, float]], models: Mapping[str, Mapping[str, Any]], version: int
+) -> tuple[Mapping[str, float] | None, Mapping[str, float] | None]:
+    """(candidate's, champion's) live figures: the candidate by registry version as a shadow, the champion
+    as the champion model that decided on the most windows."""
+    cand = [
+        n
+        for n, info in models.items()
+        if info.get("registry_version") == version and not results[n]["is_champion"]
+    ]
+    champs = [n for n in results if results[n]["is_champion"]]
+    best_champ = max(champs, key=lambda n: results[n]["windows"], default=None)
+    return (results[cand[0]] if cand else None), (results[best_champ] if best_champ else None)
+
+
+@flow(name="fedtwin-candidate", flow_run_name="candidate-{profile}-via-{slot}", log_prints=True)
+def candidate_flow(
+    strategy: str | None = None,
+    compare: list[str] | None = None,
+    profile: str = "demo",
+    rounds: int | None = None,
+    campaign_file: str = "campaigns/standard.yaml",
+    slot: str = "challenger",
+    shadow_wait_s: float = 3.0,
+    require_live: bool = True,
+) -> dict[str, Any]:
+    """Train a candidate, serve it in shadow ``slot``, run the campaign, promote only if both gates pass.
+
+    The scorer must serve ``slot`` (``FEDTWIN_SHADOW_MODELS='["challenger"]'``); ``shadow_wait_s`` gives it
+    time to load the new shadow before the campaign starts streaming. The live gate's minimums come from
+    ``Settings.live_gate_min_windows`` and ``live_gate_min_faults``.
+    """
+    settings = get_settings()
+    trained = training_flow(
+        strategy=strategy, compare=compare, profile=profile, rounds=rounds, reason="candidate", promote=False
+    )
+    version = int(trained["registry"]["version"])
+    put_in_shadow(version, slot)
+    time.sleep(shadow_wait_s)
+    campaign = campaign_flow(campaign_file)
+    live = campaign["live"]
+    live_cand, live_champ = pick_live(live["results"], live["models"], version)
+    ok, why = should_promote(
+        trained["candidate_metrics"],
+        trained["champion_metrics"],
+        live_candidate=live_cand,
+        live_champion=live_champ,
+        require_live=require_live,
+        min_windows=settings.live_gate_min_windows,
+        min_faults=settings.live_gate_min_faults,
+    )
+    served = promote_candidate(version, slot) if ok else None
+    get_run_logger().info(
+        "candidate v%d (%s): %s; %s", version, trained["best"], "promoted" if ok else "not promoted", why
+    )
+    return {
+        "version": version,
+        "strategy": trained["best"],
+        "promoted": ok,
+        "reason": why,
+        "redis_version": served,
+        "live": live["results"],
+        "campaign": campaign["campaign"],
+    }
