@@ -18,8 +18,10 @@ A campaign file::
       - {at: 10, asset: exam-2, operating_point: {speed_rpm: 1100, load_area_factor: 1.1}}
 
 Each event does exactly one thing: ``fault`` (+ ``severity`` in (0, 1]; 0 removes that fault), ``clear``
-(remove every fault) or ``operating_point``. ``at`` is plant seconds from the campaign's start; the change
-takes effect from the first chunk at or after it, and the truth records say exactly which one.
+(remove every fault, sensor faults included), ``operating_point``, or ``sensor`` (``{stuck: pressure}``,
+``{drift: flow, drift_rate: 0.05}``, ``{}`` repairs; a lying sensor is not a fault label). ``at`` is plant
+seconds from the campaign's start; the change takes effect from the first chunk at or after it, and the truth
+records say exactly which one.
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ class OperatingPointChange(BaseModel):
         return self
 
 
+SENSORS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
+
+
+class SensorChange(BaseModel):
+    """Sensor faults of one asset from now on: ``stuck`` freezes a reading, ``drift`` adds a ramp of
+    ``drift_rate`` units per second; ``{}`` repairs every sensor. Not a fault label: the pump is healthy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stuck: str | None = None
+    drift: str | None = None
+    drift_rate: float = Field(0.0, ge=-10, le=10)
+
+    @model_validator(mode="after")
+    def _known(self) -> SensorChange:
+        for name in (self.stuck, self.drift):
+            if name is not None and name not in SENSORS:
+                raise ValueError(f"unknown sensor {name!r}: expected one of {', '.join(SENSORS)}")
+        if self.drift is None and self.drift_rate != 0:
+            raise ValueError("drift_rate goes with drift")
+        return self
+
+
 class Event(BaseModel):
     """One scripted change on one asset at plant time ``at`` (s from the campaign's start)."""
 
@@ -65,12 +90,20 @@ class Event(BaseModel):
     severity: float | None = Field(None, ge=0, le=1)
     clear: bool = False
     operating_point: OperatingPointChange | None = None
+    sensor: SensorChange | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> Event:
-        actions = [self.fault is not None, self.clear, self.operating_point is not None]
+        actions = [
+            self.fault is not None,
+            self.clear,
+            self.operating_point is not None,
+            self.sensor is not None,
+        ]
         if sum(actions) != 1:
-            raise ValueError("an event does exactly one of: fault (+ severity), clear: true, operating_point")
+            raise ValueError(
+                "an event does exactly one of: fault (+ severity), clear: true, operating_point, sensor"
+            )
         if self.fault is not None:
             if self.fault not in FAULTS:
                 raise ValueError(f"unknown fault {self.fault!r}: expected one of {', '.join(FAULTS)}")

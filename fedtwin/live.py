@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fedtwin.errors import FedtwinError
@@ -46,6 +46,11 @@ MESSAGE_TIMEOUT_MS = 300_000
 
 FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
 _OP_FIELDS = ("speed_rpm", "load_area_factor")
+#: Sensor faults (not fault labels: the pump is healthy, a sensor lies): ``sensor_stuck`` and
+#: ``sensor_drift`` hold 1 + the index of the signal in ``SENSOR_SIGNALS`` (0 = none; control values are
+#: numbers), ``sensor_drift_rate`` the drift in the signal's units per second.
+_SENSOR_FIELDS = ("sensor_stuck", "sensor_drift", "sensor_drift_rate")
+SENSOR_SIGNALS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
 
 
 def asset_ids(n: int) -> list[str]:
@@ -97,8 +102,34 @@ def inject(
 
 
 def clear(settings: Settings, asset: str, *, client: Any = None) -> dict[str, Any]:
-    """Remove every fault from ``asset`` (the operating point is kept)."""
-    return _write_control(settings, asset, dict.fromkeys(FAULTS, 0.0), client)
+    """Remove every fault from ``asset``, sensor faults included (the operating point is kept)."""
+    return _write_control(settings, asset, dict.fromkeys(FAULTS + _SENSOR_FIELDS, 0.0), client)
+
+
+def set_sensor_fault(
+    settings: Settings,
+    asset: str,
+    *,
+    stuck: str | None = None,
+    drift: str | None = None,
+    drift_rate: float = 0.0,
+    client: Any = None,
+) -> dict[str, Any]:
+    """Make a sensor of ``asset`` freeze (``stuck``) and/or drift (``drift``, ``drift_rate`` units per s).
+
+    ``None`` repairs that kind. A sensor fault is not a fault label: the truth says the pump is healthy.
+    """
+    for name in (stuck, drift):
+        if name is not None and name not in SENSOR_SIGNALS:
+            raise FedtwinError(f"unknown sensor {name!r}: expected one of {', '.join(SENSOR_SIGNALS)}")
+    if not (math.isfinite(drift_rate) and abs(drift_rate) <= 10.0):
+        raise FedtwinError(f"drift_rate must be within +-10 units per second, got {drift_rate!r}")
+    fields = {
+        "sensor_stuck": 0.0 if stuck is None else 1.0 + SENSOR_SIGNALS.index(stuck),
+        "sensor_drift": 0.0 if drift is None else 1.0 + SENSOR_SIGNALS.index(drift),
+        "sensor_drift_rate": drift_rate if drift is not None else 0.0,
+    }
+    return _write_control(settings, asset, fields, client)
 
 
 def set_operating_point(
@@ -151,7 +182,7 @@ def _parse_control(raw: Mapping[bytes, bytes]) -> dict[str, float]:
     out = {}
     for k, v in raw.items():
         name = k.decode()
-        if name in FAULTS + _OP_FIELDS + ("rev",):
+        if name in FAULTS + _OP_FIELDS + _SENSOR_FIELDS + ("rev",):
             try:
                 value = float(v)
             except ValueError:
@@ -183,6 +214,17 @@ class Conditions:
     faults: Faults
     op: OperatingPoint
     op_fields: dict[str, float]
+    sensor_fields: dict[str, float] = field(default_factory=dict)
+
+    def sensor(self) -> dict[str, Any] | None:
+        """The sensor faults for the truth record (None: every sensor works)."""
+        if self.faults.stuck_signal is None and self.faults.drift_signal is None:
+            return None
+        return {
+            "stuck": self.faults.stuck_signal,
+            "drift": self.faults.drift_signal,
+            "drift_rate": self.faults.drift_rate,
+        }
 
 
 def conditions_from_control(ctl: Mapping[str, float]) -> Conditions:
@@ -200,7 +242,18 @@ def conditions_from_control(ctl: Mapping[str, float]) -> Conditions:
     faults = Faults.from_severity(
         leak=sev["leak"], blocked_inlet=sev["blocked_inlet"], bearing=sev["bearing"]
     )
-    return Conditions(sev, faults, OperatingPoint(**op_fields), op_fields)
+    sensor_fields = {k: ctl[k] for k in _SENSOR_FIELDS if k in ctl}
+    stuck, drift = (_sensor_name(ctl.get(k, 0.0)) for k in ("sensor_stuck", "sensor_drift"))
+    if stuck is not None or drift is not None:
+        rate = min(10.0, max(-10.0, ctl.get("sensor_drift_rate", 0.0))) if drift is not None else 0.0
+        faults = replace(faults, stuck_signal=stuck, drift_signal=drift, drift_rate=rate)
+    return Conditions(sev, faults, OperatingPoint(**op_fields), op_fields, sensor_fields)
+
+
+def _sensor_name(code: float) -> str | None:
+    """Signal named by a control code (1 + index; anything else means no sensor fault)."""
+    k = int(code) - 1 if float(code).is_integer() else -1
+    return SENSOR_SIGNALS[k] if 0 <= k < len(SENSOR_SIGNALS) else None
 
 
 class _Plant:
@@ -360,12 +413,18 @@ class _Plant:
         except ValueError as exc:
             log.error("ignoring invalid control of %s: %s", name, exc)
             return
-        self.applied_ctl[i] = {**cond.severities, **cond.op_fields, "rev": rev}
+        self.applied_ctl[i] = {**cond.severities, **cond.op_fields, **cond.sensor_fields, "rev": rev}
         self.fleet.set_faults(i, cond.faults)
         self.fleet.set_operating_point(i, cond.op)
         op_dict = {"speed_rpm": cond.op.speed_rpm, "load_area_factor": cond.op.load_area_factor}
         rec = truth_record(
-            name, cond.severities, self.seqs[i], self.t0(tick), operating_point=op_dict, rev=rev
+            name,
+            cond.severities,
+            self.seqs[i],
+            self.t0(tick),
+            operating_point=op_dict,
+            rev=rev,
+            sensor=cond.sensor(),
         )
         self.produce(self.settings.truth_topic, rec, name)
         self.pending_truth.append(rec)  # written to the Redis stream by the caller's _flush_truth

@@ -380,9 +380,15 @@ def truth_record(
     *,
     operating_point: Mapping[str, float] | None = None,
     rev: float | None = None,
+    sensor: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """Ground truth: fault severities (0 = absent) on ``asset`` from chunk ``seq`` (epoch time ``t``) on."""
+    """Ground truth: fault severities (0 = absent) on ``asset`` from chunk ``seq`` (epoch time ``t``) on.
+
+    ``sensor`` (only when a sensor is faulty: ``stuck``/``drift`` signal names, ``drift_rate``) is an extra
+    field: a lying sensor is not a fault label, so ``active`` does not list it.
+    """
     sev = {k: float(v) for k, v in faults.items()}
+    extra = {"sensor": dict(sensor)} if sensor is not None else {}
     return dumps(
         {
             "v": 1,
@@ -393,6 +399,7 @@ def truth_record(
             "seq": int(seq),
             "t": float(t),
             "rev": rev,
+            **extra,
         }
     )
 

@@ -26,6 +26,16 @@ def _apply(settings: Any, ev: Event, client: Any) -> None:
         live.set_operating_point(
             settings, ev.asset, speed_rpm=op.speed_rpm, load_area_factor=op.load_area_factor, client=client
         )
+    elif ev.sensor is not None:
+        sensor = ev.sensor
+        live.set_sensor_fault(
+            settings,
+            ev.asset,
+            stuck=sensor.stuck,
+            drift=sensor.drift,
+            drift_rate=sensor.drift_rate,
+            client=client,
+        )
 
 
 @task(timeout_seconds=3600, cache_policy=NO_CACHE)

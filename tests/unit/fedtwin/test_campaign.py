@@ -49,6 +49,11 @@ def test_standard_campaign_covers_every_fault_and_two_operating_points() -> None
             "events.0.operating_point.speed_rpm",
         ),
         ({"events": [{"at": 1, "asset": "exam-1", "operating_point": {}}]}, "speed_rpm and/or"),
+        ({"events": [{"at": 1, "asset": "exam-1", "sensor": {"stuck": "vibes"}}]}, "unknown sensor 'vibes'"),
+        (
+            {"events": [{"at": 1, "asset": "exam-1", "sensor": {"drift_rate": 1}}]},
+            "drift_rate goes with drift",
+        ),
         ({"duration_s": -1}, "duration_s"),
         ({"surprise": 1}, "surprise"),
     ],
@@ -93,3 +98,25 @@ def test_schedule_hands_out_events_once_in_time_order() -> None:
     assert sched.due(4.9) == [] and not sched.done
     assert [e.clear for e in sched.due(5.0)] == [True] and sched.done
     assert sched.due(9.9) == []
+
+
+def test_sensor_faults_reach_the_fleet_but_not_the_labels() -> None:
+    from fedtwin.live import conditions_from_control
+    from fedtwin.live_eval import parse_truth
+    from fedtwin.schema import truth_record
+
+    # Control codes: 1 + index in (pressure, flow, speed, current): stuck current, flow drifting at 0.05/s.
+    cond = conditions_from_control(
+        {"leak": 0.5, "sensor_stuck": 4.0, "sensor_drift": 2.0, "sensor_drift_rate": 0.05}
+    )
+    assert (cond.faults.stuck_signal, cond.faults.drift_signal, cond.faults.drift_rate) == (
+        "current",
+        "flow",
+        0.05,
+    )
+    assert cond.sensor() == {"stuck": "current", "drift": "flow", "drift_rate": 0.05}
+    rec = truth_record("p", cond.severities, 7, 1.0, sensor=cond.sensor())
+    assert parse_truth(rec).active == {"leak"}  # the lying sensors are no label
+    repaired = conditions_from_control({"sensor_stuck": 0.0, "sensor_drift": 0.0, "sensor_drift_rate": 0.05})
+    assert repaired.sensor() is None and repaired.faults.drift_rate == 0.0
+    assert conditions_from_control({"sensor_stuck": 9.0}).sensor() is None  # an unknown code: no fault
