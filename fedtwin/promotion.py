@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -146,3 +147,21 @@ def should_promote(
         return True, "beats the champion offline (live gate not required)"
     ok, why = live_verdict(live_candidate, live_champion, min_windows=min_windows, min_faults=min_faults)
     return ok, f"beats the champion offline; live: {why}"
+
+
+def live_pair(
+    results: Mapping[str, Mapping[str, float]], models: Mapping[str, Mapping[str, Any]], version: int
+) -> tuple[Mapping[str, float] | None, Mapping[str, float] | None]:
+    """(candidate's, champion's) figures of one live evaluation.
+
+    The candidate is the shadow whose registry version is ``version``; the champion is the model that
+    decided as champion on the most windows (a promotion during the campaign leaves two). None when absent.
+    """
+    cand = [
+        n
+        for n, info in models.items()
+        if info.get("registry_version") == version and not results[n]["is_champion"]
+    ]
+    champs = [n for n in results if results[n]["is_champion"]]
+    best_champ = max(champs, key=lambda n: results[n]["windows"], default=None)
+    return (results[cand[0]] if cand else None), (results[best_champ] if best_champ else None)

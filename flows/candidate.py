@@ -9,13 +9,12 @@ and promoted only when it passes the offline gate and the live gate
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fedtwin.promotion import should_promote
+from fedtwin.promotion import live_pair, should_promote
 from fedtwin.settings import get_settings
 from flows.campaign import campaign_flow
 from flows.training import training_flow
@@ -54,21 +53,6 @@ def promote_candidate(version: int, slot: str) -> int:
     return served
 
 
-def pick_live(
-    results: Mapping[str, Mapping[str, float]], models: Mapping[str, Mapping[str, Any]], version: int
-) -> tuple[Mapping[str, float] | None, Mapping[str, float] | None]:
-    """(candidate's, champion's) live figures: the candidate by registry version as a shadow, the champion
-    as the champion model that decided on the most windows."""
-    cand = [
-        n
-        for n, info in models.items()
-        if info.get("registry_version") == version and not results[n]["is_champion"]
-    ]
-    champs = [n for n in results if results[n]["is_champion"]]
-    best_champ = max(champs, key=lambda n: results[n]["windows"], default=None)
-    return (results[cand[0]] if cand else None), (results[best_champ] if best_champ else None)
-
-
 @flow(name="fedtwin-candidate", flow_run_name="candidate-{profile}-via-{slot}", log_prints=True)
 def candidate_flow(
     strategy: str | None = None,
@@ -95,7 +79,7 @@ def candidate_flow(
     time.sleep(shadow_wait_s)
     campaign = campaign_flow(campaign_file)
     live = campaign["live"]
-    live_cand, live_champ = pick_live(live["results"], live["models"], version)
+    live_cand, live_champ = live_pair(live["results"], live["models"], version)
     ok, why = should_promote(
         trained["candidate_metrics"],
         trained["champion_metrics"],

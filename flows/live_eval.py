@@ -60,7 +60,12 @@ def live_eval_flow(
     if not results:
         raise ValueError(f"no model decided on {assets}: is a scorer running with a served model?")
     models = resolve_models(sorted(results)) if log_to_mlflow else {m: {"label": m} for m in results}
-    named = {display_name(models[m]): figures for m, figures in results.items()}
+    # Display names, kept unique: the same version may have decided as champion and as shadow.
+    names = {m: display_name(models[m]) for m in results}
+    for m in results:
+        if list(names.values()).count(names[m]) > 1:
+            names[m] += " (champion)" if results[m]["is_champion"] else f" ({m})"
+    named = {names[m]: results[m] for m in results}
     markdown = comparison_markdown(named, title=f"Live evaluation: campaign {campaign}")
     run_id = log_live_eval(campaign, results, models, markdown) if log_to_mlflow else None
     publish_live_report(campaign, markdown)
@@ -76,7 +81,7 @@ def live_eval_flow(
     return {
         "campaign": campaign,
         "results": named,
-        "models": {display_name(models[m]): models[m] for m in results},
+        "models": {names[m]: models[m] for m in results},
         "markdown": markdown,
         "mlflow_run_id": run_id,
     }

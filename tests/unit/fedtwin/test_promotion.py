@@ -125,3 +125,24 @@ def test_live_gate_never_rescues_an_offline_loss() -> None:
         min_faults=0,
     )
     assert ok is False and "offline" in why
+
+
+def test_live_pair_finds_the_candidate_shadow_and_the_main_champion() -> None:
+    from fedtwin.promotion import live_pair
+
+    results = {
+        "fedadam@v1": {"is_champion": 1.0, "windows": 500},
+        "fedavg@v2": {"is_champion": 0.0, "windows": 500},
+        "fedprox@v3": {"is_champion": 0.0, "windows": 480},
+        "fedprox@v3 (as champion)": {"is_champion": 1.0, "windows": 20},
+    }
+    models = {
+        "fedadam@v1": {"registry_version": 1},
+        "fedavg@v2": {"registry_version": 2},
+        "fedprox@v3": {"registry_version": 3},
+        "fedprox@v3 (as champion)": {"registry_version": 3},
+    }
+    cand, champ = live_pair(results, models, 3)
+    assert cand is results["fedprox@v3"] and champ is results["fedadam@v1"]
+    assert live_pair(results, models, 9)[0] is None
+    assert live_pair({}, {}, 1) == (None, None)
