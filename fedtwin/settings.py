@@ -151,7 +151,9 @@ class Settings(BaseSettings):
 
     # Live evaluation and the live promotion gate (fedtwin.live_eval, fedtwin.promotion.live_verdict)
     live_gate: bool = Field(
-        False, description="Promotion also requires beating the champion on a campaign's live evaluation"
+        True,
+        description="The candidate flow promotes only if the candidate also beats the champion live (false: "
+        "the offline gate alone decides; the campaign still runs and is logged)",
     )
     live_gate_min_windows: int = Field(
         300, ge=0, description="Labelled windows a candidate must have been evaluated on live"

@@ -62,12 +62,13 @@ def candidate_flow(
     campaign_file: str = "campaigns/standard.yaml",
     slot: str = "challenger",
     shadow_wait_s: float = 3.0,
-    require_live: bool = True,
+    require_live: bool | None = None,
 ) -> dict[str, Any]:
     """Train a candidate, serve it in shadow ``slot``, run the campaign, promote only if both gates pass.
 
     The scorer must serve ``slot`` (``FEDTWIN_SHADOW_MODELS='["challenger"]'``); ``shadow_wait_s`` gives it
-    time to load the new shadow before the campaign starts streaming. The live gate's minimums come from
+    time to load the new shadow before the campaign starts streaming. ``require_live`` (default
+    ``Settings.live_gate``) adds the live gate to the offline one; its minimums come from
     ``Settings.live_gate_min_windows`` and ``live_gate_min_faults``.
     """
     settings = get_settings()
@@ -85,7 +86,7 @@ def candidate_flow(
         trained["champion_metrics"],
         live_candidate=live_cand,
         live_champion=live_champ,
-        require_live=require_live,
+        require_live=settings.live_gate if require_live is None else require_live,
         min_windows=settings.live_gate_min_windows,
         min_faults=settings.live_gate_min_faults,
     )
