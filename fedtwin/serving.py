@@ -168,12 +168,12 @@ def publish(settings: Settings, version: int | None = None, *, shadow: str | Non
     from fedtwin.datasets import NOMINAL_LOAD, NOMINAL_SPEED_RPM, reference_windows
     from fedtwin.model_store import ModelStore
 
-    tracking.configure(settings)
-    name = settings.registered_model
     alias, how = CHAMPION, "champion"
-    if shadow is not None:
+    if shadow is not None:  # validated before anything is read
         version, how = shadow_source(settings, shadow, version)
         alias = shadow
+    tracking.configure(settings)
+    name = settings.registered_model
     if version is None:
         version = tracking.alias_version(name, alias)
         if version is None:
