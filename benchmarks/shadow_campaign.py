@@ -130,7 +130,31 @@ def measure_campaign(
         f"# scorer: {scorer_out.get('decisions')} decisions, shadows {scorer_out.get('shadow_versions')}",
         flush=True,
     )
+    _per_asset_false_alarms(result)
     return dict(result["live"]["results"])
+
+
+def _per_asset_false_alarms(result: dict[str, Any]) -> None:
+    """Where the false alarms were: per model, the assets and counts (a diagnostic line per model)."""
+    from fedtwin.live_eval import evaluate, parse_decision, parse_truth
+    from fedtwin.settings import get_settings
+    from tasks.live_eval import plant_cursors, read_decisions, read_truth
+
+    s = get_settings()
+    truth = [parse_truth(r) for r in read_truth.fn(result["assets"], result["since_wall_s"])]
+    since_t = min(t.t for t in truth)
+    per_window = max(1, round(s.window_s / s.chunk_s))
+    targets = {a: seq - per_window for a, seq in plant_cursors.fn(result["assets"]).items()}
+    raws = read_decisions.fn(result["assets"], since_t, result["since_wall_s"], targets, 30.0)
+    decisions = [parse_decision(r) for r in raws]
+    per: dict[str, dict[str, int]] = {}
+    for asset in result["assets"]:
+        mine = [d for d in decisions if d.asset == asset]
+        for label, m in evaluate(mine, [t for t in truth if t.asset == asset], window_s=s.window_s).items():
+            if m["false_alarms"]:
+                per.setdefault(label, {})[asset] = int(m["false_alarms"])
+    for label, counts in sorted(per.items()):
+        print(f"# false alarms of {label} by asset: {counts}", flush=True)
 
 
 def lines(results: dict[str, dict[str, float]]) -> list[str]:
@@ -144,14 +168,19 @@ def lines(results: dict[str, dict[str, float]]) -> list[str]:
     ]
 
 
+def campaign_step(bench: Any = None) -> None:
+    """A step of ``benchmarks.shadow``: the per-model lines of the standard campaign (own services)."""
+    with own_services():
+        results = measure_campaign()
+    for line in lines(results):
+        print(line, flush=True)
+
+
 def main() -> None:
     """Measure once on own services and print the per-model lines."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    with own_services():
-        results = measure_campaign()
-    for line in lines(results):
-        print(line)
+    campaign_step()
 
 
 if __name__ == "__main__":

@@ -170,14 +170,37 @@ def model_status() -> None:
 @model_app.command("publish")
 def model_publish(
     version: Annotated[
-        int | None, typer.Option(min=1, help="Registry version (default: the champion)")
+        int | None,
+        typer.Option(min=1, help="Registry version (default: the champion, or the shadow's alias)"),
+    ] = None,
+    shadow: Annotated[
+        str | None,
+        typer.Option(help="Publish to this shadow slot (scored beside the champion, never alerting)"),
     ] = None,
 ) -> None:
-    """Re-publish a registered version (default: MLflow's champion) to Redis, signed; scorers hot-swap."""
+    """Re-publish a registered version (default: MLflow's champion) to Redis, signed; scorers hot-swap.
+
+    With --shadow NAME the version (default: the one shadow_models pins for NAME, else the MLflow alias NAME)
+    goes to shadow slot NAME; scorers with NAME in shadow_models score it and write its decisions."""
     from fedtwin.serving import publish
 
-    served = publish(_settings(), version)
-    typer.echo(f"Redis now serves version {served}")
+    settings = _settings()
+    served = publish(settings, version, shadow=shadow)
+    if shadow is None:
+        typer.echo(f"Redis now serves version {served}")
+        return
+    typer.echo(f"shadow {shadow} now scores with Redis version {served}")
+    if shadow not in settings.shadow_sources():
+        typer.echo(f"note: {shadow!r} is not in shadow_models (FEDTWIN_SHADOW_MODELS): scorers ignore it")
+
+
+@model_app.command("unshadow")
+def model_unshadow(name: Annotated[str, typer.Argument(help="Shadow slot to stop")]) -> None:
+    """Delete a shadow slot's pointer: scorers stop scoring it at their next check."""
+    from fedtwin.serving import unshadow
+
+    had = unshadow(_settings(), name)
+    typer.echo(f"shadow {name} stopped" if had else f"shadow {name} had no pointer")
 
 
 @model_app.command("rollback")

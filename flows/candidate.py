@@ -20,20 +20,16 @@ from flows.campaign import campaign_flow
 from flows.training import training_flow
 
 
-@task(retries=2, retry_delay_seconds=2, timeout_seconds=120, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=2, timeout_seconds=300, cache_policy=NO_CACHE)
 def put_in_shadow(version: int, slot: str) -> int:
-    """Publish registry ``version`` to shadow ``slot`` (signed record, slot pointer); its Redis version."""
-    from fedtwin import tracking
-    from fedtwin.model_store import ModelStore
+    """Publish registry ``version`` to shadow ``slot`` (as ``fedtwin model publish --shadow``).
 
-    settings = get_settings()
-    tracking.configure(settings)
-    name = settings.registered_model
-    arrays, meta = tracking.load_arrays(name, str(version))
-    store = ModelStore.from_settings(settings)
-    stored = store.put(arrays, {**meta, "registered_model": name, "registry_version": int(version)})
-    store.promote(stored, slot=slot)
-    get_run_logger().info("%s v%d in shadow slot %r (Redis version %d)", name, version, slot, stored)
+    Returns the Redis version.
+    """
+    from fedtwin.serving import publish
+
+    stored = publish(get_settings(), version, shadow=slot)
+    get_run_logger().info("registry version %d in shadow slot %r (Redis version %d)", version, slot, stored)
     return stored
 
 
@@ -41,15 +37,14 @@ def put_in_shadow(version: int, slot: str) -> int:
 def promote_candidate(version: int, slot: str) -> int:
     """Make registry ``version`` the champion (alias and Redis serving pointer); empty its shadow slot."""
     from fedtwin import tracking
-    from fedtwin.model_store import ModelStore
     from fedtwin.promotion import CHAMPION
-    from fedtwin.serving import publish
+    from fedtwin.serving import publish, unshadow
 
     settings = get_settings()
     tracking.configure(settings)
     tracking.set_alias(settings.registered_model, CHAMPION, version)
     served = publish(settings, version)
-    ModelStore.from_settings(settings).clear_shadow(slot)
+    unshadow(settings, slot)
     return served
 
 

@@ -49,6 +49,7 @@ def fedtwin_env(tansu: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
         "FEDTWIN_ALERT_TOPIC": f"t{tag}.alerts",
         "FEDTWIN_DLQ_TOPIC": f"t{tag}.sensors.dlq",
         "FEDTWIN_TRUTH_TOPIC": f"t{tag}.truth",
+        "FEDTWIN_DECISION_TOPIC": f"t{tag}.decisions",
         "FEDTWIN_CONSUMER_GROUP": f"scorer-{tag}",
         "FEDTWIN_DATA_DIR": str(base / "data"),
         "FEDTWIN_ARTIFACT_DIR": str(base / "artifacts"),

@@ -63,3 +63,32 @@ def test_rollback_to_a_version_redis_does_not_have_is_one_clear_line(
     assert run_cli(monkeypatch, "model", "rollback", "--to", "999999") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no model version 999999" in err[0]
+
+
+def test_a_version_published_to_a_shadow_slot_leaves_the_champion_serving(
+    fedtwin_env: Settings, trained: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = model_status(fedtwin_env)
+    assert status.champion is not None and status.agree
+    serving = status.serving
+    capsys.readouterr()
+    # No `challenger` alias in the registry yet: one clear line, nothing published.
+    assert run_cli(monkeypatch, "model", "publish", "--shadow", "challenger") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no alias 'challenger': pass --version" in err[0]
+    args = ("model", "publish", "--shadow", "challenger", "--version", str(status.champion))
+    assert run_cli(monkeypatch, *args) == 0
+    out = capsys.readouterr().out
+    assert "shadow challenger now scores with Redis version" in out and "not in shadow_models" in out
+    store = ModelStore.from_settings(fedtwin_env)
+    ptr = store.pointer("challenger")
+    assert ptr is not None and ptr.version > (serving or 0) and store.current_version() == serving
+    assert store.load(ptr.version).meta["registry_version"] == status.champion
+    assert run_cli(monkeypatch, "model", "status") == 0
+    lines = capsys.readouterr().out.splitlines()
+    line = f"shadow challenger: Redis v{ptr.version} (registry v{status.champion})"
+    assert f"{line} [not in shadow_models: not scored]" in lines
+    assert run_cli(monkeypatch, "model", "unshadow", "challenger") == 0
+    assert store.pointer("challenger") is None and model_status(fedtwin_env).shadows == ()
+    assert run_cli(monkeypatch, "model", "publish", "--shadow", "Bad Name") == 1
+    assert "shadow slot 'Bad Name': the name must be" in capsys.readouterr().err
