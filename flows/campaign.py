@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from fedtwin.campaign import Campaign, Event, Schedule, load_campaign
+from fedtwin.errors import FedtwinError
 from fedtwin.settings import get_settings
 from flows.live_eval import live_eval_flow
 
@@ -78,7 +79,7 @@ def play_campaign(spec: Campaign) -> dict[str, Any]:
             before_tick=before_tick,
         )
     if stats.failed:
-        raise RuntimeError(f"{stats.failed} plant messages were not delivered: the exam is incomplete")
+        raise FedtwinError(f"{stats.failed} plant messages were not delivered: the exam is incomplete")
     return {"since_wall_s": since, "events_applied": schedule.next, "plant": stats.as_dict()}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from fedtwin.errors import FedtwinError
 from fedtwin.live_eval import comparison_markdown, evaluate, parse_decision, parse_truth
 from fedtwin.settings import get_settings
 from plant_models import FAULTS
@@ -45,7 +46,7 @@ def live_eval_flow(
     settings = get_settings()
     truth = [parse_truth(raw) for raw in read_truth(assets, since_wall_s)]
     if not truth:
-        raise ValueError(
+        raise FedtwinError(
             f"no truth records of {assets} since {since_wall_s:.0f}: did the campaign's plant run?"
         )
     since_t = min(rec.t for rec in truth)
@@ -58,7 +59,7 @@ def live_eval_flow(
         decisions, truth, window_s=settings.window_s, settle_s=settings.live_settle_s, faults=FAULTS
     )
     if not results:
-        raise ValueError(f"no model decided on {assets}: is a scorer running with a served model?")
+        raise FedtwinError(f"no model decided on {assets}: is a scorer running with a served model?")
     models = resolve_models(sorted(results)) if log_to_mlflow else {m: {"label": m} for m in results}
     # Display names, kept unique: the same version may have decided as champion and as shadow.
     names = {m: display_name(models[m]) for m in results}

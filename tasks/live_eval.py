@@ -13,6 +13,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from fedtwin.errors import FedtwinError
 from fedtwin.settings import get_settings
 
 
@@ -95,7 +96,7 @@ def read_decisions(
         meta = consumer.list_topics(topic, timeout=10)
         parts = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
         if not parts:
-            raise RuntimeError(f"decision topic {topic!r} does not exist: is a scorer running?")
+            raise FedtwinError(f"decision topic {topic!r} does not exist: is a scorer running?")
         start_ms = int(since_wall_s * 1000)
         try:
             found = consumer.offsets_for_times(
