@@ -130,7 +130,10 @@ def measure_campaign(
         f"# scorer: {scorer_out.get('decisions')} decisions, shadows {scorer_out.get('shadow_versions')}",
         flush=True,
     )
-    _per_asset_false_alarms(result)
+    try:
+        _per_asset_false_alarms(result)
+    except Exception as exc:  # a diagnostic only: never lose the figures to it
+        print(f"# per-asset diagnostic failed: {type(exc).__name__}: {exc}", flush=True)
     return dict(result["live"]["results"])
 
 
@@ -141,11 +144,12 @@ def _per_asset_false_alarms(result: dict[str, Any]) -> None:
     from tasks.live_eval import plant_cursors, read_decisions, read_truth
 
     s = get_settings()
-    truth = [parse_truth(r) for r in read_truth.fn(result["assets"], result["since_wall_s"])]
+    # Tasks called outside a flow run as their own task runs (their run logger needs one).
+    truth = [parse_truth(r) for r in read_truth(result["assets"], result["since_wall_s"])]
     since_t = min(t.t for t in truth)
     per_window = max(1, round(s.window_s / s.chunk_s))
-    targets = {a: seq - per_window for a, seq in plant_cursors.fn(result["assets"]).items()}
-    raws = read_decisions.fn(result["assets"], since_t, result["since_wall_s"], targets, 30.0)
+    targets = {a: seq - per_window for a, seq in plant_cursors(result["assets"]).items()}
+    raws = read_decisions(result["assets"], since_t, result["since_wall_s"], targets, 30.0)
     decisions = [parse_decision(r) for r in raws]
     per: dict[str, dict[str, int]] = {}
     for asset in result["assets"]:
