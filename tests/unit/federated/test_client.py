@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from federated.client import (
     ClientData,
     ClientResult,
+    FitOptions,
     InvalidClientError,
     calibration_rows,
     client_update,
@@ -18,6 +20,7 @@ from federated.client import (
     validate_client,
 )
 from federated.model import FaultClassifier, get_parameters, model_config, model_from_config, train_local
+from federated.strategy import FedAvg
 
 from .conftest import N_FEATURES
 
@@ -190,3 +193,47 @@ def test_calibrated_update_is_reproducible(skewed_clients: dict[str, ClientData]
     for x, y in zip(a.params, b.params, strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.metrics == b.metrics
+
+
+def test_fit_options_round_trip_as_plain_data_and_refuse_typos() -> None:
+    opts = FitOptions(local_epochs=3, learning_rate=0.2, optimizer="sgd", train_heads="own", calibrate=True)
+    plain = opts.to_plain()
+    assert plain == {
+        "local_epochs": 3,
+        "learning_rate": 0.2,
+        "batch_size": None,
+        "proximal_mu": 0.0,
+        "optimizer": "sgd",
+        "train_heads": "own",
+        "calibrate": True,
+        "calibration_fraction": 0.25,
+        "seed": 0,
+    }
+    assert FitOptions.from_plain(plain) == opts and FitOptions.from_plain({}) == FitOptions()
+    # Numbers that went through JSON come back as the field's type.
+    assert FitOptions.from_plain({"local_epochs": 2.0, "batch_size": 16.0}) == FitOptions(2, batch_size=16)
+    with pytest.raises(
+        ValueError, match=r"^unknown fit option\(s\) \['local_epoch'\]; known: \['batch_size', "
+    ):
+        FitOptions.from_plain({"local_epoch": 2})
+    model = FaultClassifier(hidden=0).initialize(N_FEATURES)
+    with pytest.raises(ValueError, match=r"^unknown fit option\(s\) \['epochs'\]"):
+        FedAvg({"model": model_config(model), "epochs": 2})  # refused when the strategy is built
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"local_epochs": -1}, "local_epochs must be >= 0, got -1"),
+        ({"learning_rate": 0.0}, "learning_rate must be > 0 or None, got 0.0"),
+        ({"batch_size": 0}, "batch_size must be >= 1 or None, got 0"),
+        ({"proximal_mu": -0.5}, "proximal_mu must be >= 0, got -0.5"),
+        ({"proximal_mu": float("nan")}, "proximal_mu must be >= 0, got nan"),
+        ({"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd', got 'rmsprop'"),
+        ({"train_heads": "mine"}, "train_heads must be 'all' or 'own', got 'mine'"),
+        ({"calibration_fraction": 1.0}, "calibration_fraction must be in (0, 1), got 1.0"),
+    ],
+)
+def test_fit_options_refuse_out_of_range_values(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        FitOptions(**kwargs)
