@@ -9,21 +9,17 @@ Redis or MLflow. The data sets live in fedtwin.datasets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from federated.baseline import (
-    BASELINE_TARGETS,
-    local_gram,
-    local_residual_ss,
-    set_residual_scale,
-    solve_baseline,
-)
-from federated.client import ClientData
-from federated.model import FaultClassifier, get_parameters, model_config, set_parameters
-from federated.server import FederatedHistory, run_federated
+from federated.baseline import BASELINE_TARGETS
+from federated.client import ClientData, FitOptions
+from federated.executor import InProcessExecutor, SiteExecutor
+from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, train_local
+from federated.server import FederatedHistory, build_initial_model, run_rounds, validate_sites
 from federated.stats import local_stats, mean_std, merge_stats
 from federated.strategy import STRATEGIES, Strategy, make_strategy
 from fedtwin.features import FEATURE_NAMES
@@ -73,7 +69,7 @@ DEFAULT_MODEL: dict[str, Any] = {
     "fallback_threshold": 0.1,
 }
 # Clients use SGD: see federated.model.train_local on why Adam fails under extreme label skew.
-DEFAULT_FIT: dict[str, Any] = {"local_epochs": 2, "optimizer": "sgd", "learning_rate": 0.1}
+DEFAULT_FIT = FitOptions(local_epochs=2, learning_rate=0.1, optimizer="sgd")
 DEFAULT_STRATEGY_KWARGS: dict[str, dict[str, Any]] = {
     "fedprox": {"proximal_mu": 0.1},
     # Chosen on a validation sweep (seed 20240777), never on the benchmark's held-out sweep.
@@ -81,6 +77,27 @@ DEFAULT_STRATEGY_KWARGS: dict[str, dict[str, Any]] = {
     "fedtrimmedavg": {"beta": 0.2},
     "krum": {"num_byzantine": 1, "num_selected": 1},
 }
+
+
+def strategy_names(primary: str, compare: Sequence[str] | None = None) -> list[str]:
+    """The federated strategies a training run trains, in order, once each; an unknown name is refused.
+
+    Called before any work so a typo costs a one-line error, not minutes of simulation and an orphan run.
+    """
+    names = list(dict.fromkeys([primary, *(compare or [])]))
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown federated strategy {unknown[0]!r}; known: {sorted(STRATEGIES)}")
+    return names
+
+
+def new_model(
+    seed: int = 0, feature_names: Sequence[str] = FEATURE_NAMES, **model_kwargs: Any
+) -> FaultClassifier:
+    """The recipe's classifier (``DEFAULT_MODEL`` overridden by ``model_kwargs``), not yet initialised."""
+    return FaultClassifier(
+        **{**DEFAULT_MODEL, **model_kwargs}, feature_names=tuple(feature_names), random_state=seed
+    )
 
 
 def initial_model(
@@ -91,25 +108,15 @@ def initial_model(
     baseline_targets: Sequence[str] = BASELINE_TARGETS,
     **model_kwargs: Any,
 ) -> FaultClassifier:
-    """Global model at round 0 from client statistics only: healthy baseline (Gram sums), then the scaler of
-    the augmented input (count, sum, sum of squares), then fresh weights."""
-    names = list(feature_names)
-    model = FaultClassifier(
-        **{**DEFAULT_MODEL, **model_kwargs}, feature_names=tuple(names), random_state=seed
+    """Round-0 model from in-memory clients' statistics (:func:`federated.server.build_initial_model`)."""
+    model, _, excluded = build_initial_model(
+        new_model(seed, feature_names, **model_kwargs),
+        InProcessExecutor(clients),
+        list(clients),
+        baseline_targets=baseline_targets if use_baseline else None,
     )
-    baseline = None
-    if use_baseline:
-        targets = tuple(baseline_targets)
-        base = solve_baseline(
-            (local_gram(c.X, c.Y, names, targets=targets) for c in clients.values()), targets=targets
-        )
-        baseline = set_residual_scale(
-            base, [local_residual_ss(c.X, c.Y, names, base) for c in clients.values()]
-        )
-    model.initialize(len(names), None, None, baseline)
-    model.mean_, model.scale_ = mean_std(
-        merge_stats(local_stats(model.augment(c.X)) for c in clients.values())
-    )
+    if excluded:
+        raise ValueError(f"round-0 statistics failed at {sorted(excluded)}: {excluded}")
     return model
 
 
@@ -120,35 +127,57 @@ def train_centralised(
     model = initial_model(clients, seed, **model_kwargs)
     X = np.vstack([c.X for c in clients.values()])
     Y = np.vstack([c.Y for c in clients.values()])
-    from federated.model import train_local
-
     train_local(model, X, Y, epochs=epochs, seed=seed)
     return model
 
 
 def train_strategy(
     name: str,
-    clients: Mapping[str, ClientData],
+    clients: Mapping[str, ClientData] | SiteExecutor,
     *,
+    sites: Sequence[str] | None = None,
     rounds: int = 30,
     seed: int = 0,
     fit_config: Mapping[str, Any] | None = None,
     strategy_kwargs: Mapping[str, Any] | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     centralised_epochs: int = 60,
-    **run_kwargs: Any,
+    timeout_s: float | None = None,
+    max_workers: int | None = None,
+    on_quorum_failure: str = "raise",
+    evaluate_fn: Callable[[list[np.ndarray], int], Mapping[str, float]] | None = None,
 ) -> tuple[FaultClassifier, FederatedHistory | None]:
     """Train one strategy (``fedavg`` ... ``krum``, ``ensemble``, ``centralised``); returns model, history.
 
-    ``ensemble`` runs one round in which every site trains and calibrates its own fault head with
-    ``local_epochs`` defaulting to ``centralised_epochs``.
+    ``clients`` is the sites' data in memory (benchmark, tests) or an executor that reaches ``sites`` (the
+    training flow's Prefect tasks, site deployments): either way the same run of
+    :mod:`federated.server`: validate the sites, build the round-0 model from their statistics, run the
+    rounds. ``ensemble`` runs one round in which every site trains and calibrates its own fault head with
+    ``local_epochs`` defaulting to ``centralised_epochs``. ``centralised`` pools the rows, so it needs them
+    in memory.
     """
     model_kwargs = dict(model_kwargs or {})
     if name == "centralised":
+        if not isinstance(clients, Mapping):
+            raise ValueError("strategy 'centralised' pools the rows: it needs the sites' data in memory")
         return train_centralised(clients, seed, centralised_epochs, **model_kwargs), None
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; known: {[*STRATEGIES, 'centralised']}")
-    model = initial_model(clients, seed, **model_kwargs)
+    if isinstance(clients, Mapping):
+        executor: SiteExecutor = InProcessExecutor(clients, max_workers)
+        sites = list(clients) if sites is None else list(sites)
+    elif sites is None:
+        raise ValueError("train_strategy with an executor needs the site ids (sites=...)")
+    else:
+        executor = clients
+    use_baseline = bool(model_kwargs.pop("use_baseline", True))
+    targets = tuple(model_kwargs.pop("baseline_targets", BASELINE_TARGETS)) if use_baseline else None
+    model = new_model(seed, **model_kwargs)
+    n_features, n_faults = len(model.feature_names or ()), len(model.fault_names)
+    active, excluded = validate_sites(executor, sites, n_features, n_faults, timeout_s)
+    model, active, failed = build_initial_model(
+        model, executor, active, baseline_targets=targets, timeout_s=timeout_s
+    )
     strategy, rounds = make_configured_strategy(
         name,
         model,
@@ -158,7 +187,17 @@ def train_strategy(
         strategy_kwargs=strategy_kwargs,
         expert_epochs=centralised_epochs,
     )
-    history = run_federated(strategy, clients, rounds, get_parameters(model), **run_kwargs)
+    history = run_rounds(
+        strategy,
+        executor,
+        active,
+        rounds,
+        get_parameters(model),
+        timeout_s=timeout_s,
+        on_quorum_failure=on_quorum_failure,
+        evaluate_fn=evaluate_fn,
+        excluded={**excluded, **failed},
+    )
     set_parameters(model, history.params)
     return model, history
 
@@ -181,11 +220,15 @@ def make_configured_strategy(
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown federated strategy {name!r}; known: {sorted(STRATEGIES)}")
-    fit = {**DEFAULT_FIT, **(fit_config or {}), "model": model_config(model)}
+    overrides = dict(fit_config or {})
+    fit = FitOptions.from_plain({**DEFAULT_FIT.to_plain(), **overrides})
     options = {**DEFAULT_STRATEGY_KWARGS.get(name, {}), **(strategy_kwargs or {}), **kwargs}
     if name == "ensemble":
-        fit["local_epochs"] = (fit_config or {}).get("local_epochs", expert_epochs)
-        fit["optimizer"] = (fit_config or {}).get("optimizer", "adam")
-        fit["learning_rate"] = (fit_config or {}).get("learning_rate")
+        fit = replace(
+            fit,
+            local_epochs=int(overrides.get("local_epochs", expert_epochs)),
+            optimizer=overrides.get("optimizer", "adam"),
+            learning_rate=overrides.get("learning_rate"),
+        )
         rounds = 1
-    return make_strategy(name, fit, seed=seed, **options), rounds
+    return make_strategy(name, {**fit.to_plain(), "model": model_config(model)}, seed=seed, **options), rounds

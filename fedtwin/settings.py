@@ -31,6 +31,8 @@ STACK_USER = "fedtwin"
 
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+#: The aggregation rules the training flow runs (federated.strategy.STRATEGIES; a unit test keeps them equal).
+FederatedStrategy = Literal["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum", "ensemble"]
 
 
 #: A shadow slot name: a Redis key part and an MLflow alias, so lower-case letters, digits, ``_`` and ``-``.
@@ -134,7 +136,9 @@ class Settings(BaseSettings):
     window_s: float = Field(1.0, gt=0, description="Scoring window length (s)")
     sample_rate_hz: float = Field(1000.0, gt=0, description="Sensor sample rate (Hz)")
     chunk_s: float = Field(0.1, gt=0, description="Live plant chunk length (s)")
-    federated_strategy: str = Field("fedadam", description="Aggregation rule used for the production model")
+    federated_strategy: FederatedStrategy = Field(
+        "fedadam", description="Aggregation rule used for the production model"
+    )
     federated_rounds: int = Field(60, ge=1, description="Federated rounds per training run")
     alert_raise_windows: int = Field(2, ge=1, description="Consecutive faulty windows that raise an alert")
     alert_clear_windows: int = Field(3, ge=1, description="Consecutive healthy windows that clear an alert")

@@ -10,6 +10,7 @@ from prefect import flow
 
 from fedtwin.datasets import get_profile, train_scenarios
 from fedtwin.promotion import GATE_METRIC, best_strategy
+from fedtwin.recipe import strategy_names
 from fedtwin.settings import get_settings
 from plant_models import FAULTS
 from tasks.preflight import preflight
@@ -51,9 +52,9 @@ def training_flow(
     (the candidate flow: shadow, campaign, then the offline and live gates).
     """
     s = get_settings()
+    names = strategy_names(strategy or s.federated_strategy, compare)
     # MLflow and Redis are first needed after minutes of simulation: a service down fails the run now.
     preflight()
-    names = list(dict.fromkeys([strategy or s.federated_strategy, *(compare or [])]))
     rounds = rounds or s.federated_rounds
     cfg = get_profile(profile, speed_rpm, load_area_factor)
     out_dir = str(
