@@ -92,7 +92,8 @@ class SensorChunk:
 def dumps(obj: Any) -> bytes:
     """Serialise plain data (and numpy arrays) to compact JSON bytes."""
     if _orjson is not None:
-        return _orjson.dumps(obj, option=_orjson.OPT_SERIALIZE_NUMPY)
+        data: bytes = _orjson.dumps(obj, option=_orjson.OPT_SERIALIZE_NUMPY)
+        return data
     return json.dumps(obj, separators=(",", ":"), default=_np_default, allow_nan=False).encode()
 
 

@@ -115,7 +115,8 @@ class EngineState:
     @property
     def theta(self) -> np.ndarray:
         """Crank angle of cylinder 0 in [0, 2 pi) (rad)."""
-        return np.arctan2(self.sin_theta, self.cos_theta) % _TWO_PI
+        theta: np.ndarray = np.arctan2(self.sin_theta, self.cos_theta) % _TWO_PI
+        return theta
 
     def copy(self) -> EngineState:
         """Deep copy."""
@@ -125,7 +126,8 @@ class EngineState:
 def plunger_insertion(params: PumpParams, theta: np.ndarray) -> np.ndarray:
     """Plunger insertion from bottom dead centre (m) of the crank-slider at crank angle ``theta``."""
     r, rod = params.crank_radius_m, params.rod_length_m
-    return r * np.cos(theta) + np.sqrt(rod * rod - (r * np.sin(theta)) ** 2) - (rod - r)
+    x: np.ndarray = r * np.cos(theta) + np.sqrt(rod * rod - (r * np.sin(theta)) ** 2) - (rod - r)
+    return x
 
 
 class _StepConstants(NamedTuple):
@@ -271,7 +273,8 @@ class PumpEngine:
         """Check valve forward flow (m^3/s) at full area for pressure drop ``dp`` (Pa); 0 below crack."""
         p = self.params
         frac = np.minimum(np.maximum((dp - p.valve_crack_pa) * self._inv_ramp, 0.0), 1.0)
-        return self._kv * frac * np.sqrt(np.maximum(dp, 0.0))
+        q: np.ndarray = self._kv * frac * np.sqrt(np.maximum(dp, 0.0))
+        return q
 
     def valve_dp(self, q: np.ndarray) -> np.ndarray:
         """Pressure difference (Pa) across an open full-area check valve passing flow ``q >= 0`` (m^3/s)."""
@@ -281,7 +284,7 @@ class PumpEngine:
         np.maximum(i, 0, out=i)
         np.minimum(i, _TABLE_SIZE - 2, out=i)
         f -= i
-        d = self._tab[i]
+        d: np.ndarray = self._tab[i]
         d += f * self._tab_slope[i]
         if i.max() >= _TABLE_SIZE - 2:  # beyond twice the full-open flow: closed form
             d = np.where(q * self._tab_inv_h >= _TABLE_SIZE - 2, (q / self._kv) ** 2, d)
@@ -306,7 +309,8 @@ class PumpEngine:
         b = vol / content - c1 * (1.0 + P_ATM / k)
         disc = np.sqrt(b * b + 4.0 * ck * a * P_ATM)
         with np.errstate(invalid="ignore", divide="ignore"):  # the branch not taken may divide 0 by 0
-            return np.where(b > 0.0, 2.0 * a * P_ATM / (b + disc), (disc - b) / (2.0 * ck))
+            pr: np.ndarray = np.where(b > 0.0, 2.0 * a * P_ATM / (b + disc), (disc - b) / (2.0 * ck))
+        return pr
 
     def load_flow(self, dp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flow (m^3/s) through pipe + load orifice at drop ``dp`` = p_out - back-pressure, and its slope.
