@@ -9,6 +9,7 @@ FaultClassifier) and publishes it through ModelStore, so the scorer path is the 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import threading
 import time
@@ -99,6 +100,95 @@ def _toggling_pools(assets: tuple[str, ...], window_n: int, blocks: int) -> dict
     return out
 
 
+def _restamp(value: bytes, asset: str, seq: int, t0: float) -> bytes:
+    """A v1 chunk message with a new ``seq``/``t0`` header (samples unchanged, no re-encoding)."""
+    rest = value.partition(b',"fs":')[2]
+    return b'{"v":1,"asset":"%s","seq":%d,"t0":%r,"fs":' % (asset.encode(), seq, t0) + rest
+
+
+def _interleaved_messages(
+    pools: dict[str, dict[str, np.ndarray]], per_asset: int, chunk_n: int, fs: float, chunk_s: float
+) -> list[tuple[bytes, bytes]]:
+    """``per_asset`` (key, value) messages per asset, each pool re-used cyclically, interleaved by seq."""
+    pool_chunks = len(pools[ASSETS[0]]["flow"]) // chunk_n
+    t_base = time.time()
+    msgs: list[tuple[bytes, bytes]] = []
+    for a in ASSETS:
+        base = encode_stream(a, pools[a], chunk_n, fs, 0.0)
+        for k in range(per_asset):
+            # Re-use the pool cyclically; seq/t0 keep counting (rewrite header only, samples unchanged).
+            msgs.append((a.encode(), _restamp(base[k % pool_chunks], a, k, t_base + k * chunk_s)))
+    order = np.argsort(np.tile(np.arange(per_asset), len(ASSETS)), kind="stable")  # interleave like a plant
+    return [msgs[i] for i in order]
+
+
+def _produce_all(prod: Any, topic: str, msgs: list[tuple[bytes, bytes]]) -> float:
+    """Produce every message (waiting out a full local queue), flush; messages per second."""
+    t = time.perf_counter()
+    for key, value in msgs:
+        while True:
+            try:
+                prod.produce(topic, value, key)
+                break
+            except BufferError:
+                prod.poll(0.01)
+    prod.flush(60)
+    return len(msgs) / (time.perf_counter() - t)
+
+
+def _raw_consume_rate(consumer: Any, topic: str, n: int, batch_size: int) -> float:
+    """Messages per second consumed and decoded from ``topic`` (up to ``n``, at most 120 s)."""
+    consumer.subscribe([topic])
+    got, t_first = 0, None
+    deadline = time.monotonic() + 120
+    while got < n and time.monotonic() < deadline:
+        batch = consumer.consume(batch_size, 0.5)
+        if batch and t_first is None:
+            t_first = time.perf_counter()
+        for m in batch:
+            if m.error() is None:
+                decode_chunk(m.value())
+                got += 1
+    return got / (time.perf_counter() - (t_first or time.perf_counter()))
+
+
+def _read_alert_latencies(consumer: Any, since: float, lat: list[float], stop: threading.Event) -> None:
+    """Append to ``lat`` the input-to-now latency (s) of every alert on the subscribed topic whose input
+    arrived after ``since``, until ``stop`` is set."""
+    while not stop.is_set():
+        for m in consumer.consume(100, 0.05):
+            if m.error() is None:
+                a = json.loads(m.value() or b"{}")
+                if a.get("input_ts") and a["input_ts"] > since:
+                    lat.append(time.time() - a["input_ts"])
+    consumer.close()
+
+
+def _paced_produce(
+    prod: Any,
+    topic: str,
+    src: dict[str, list[bytes]],
+    seqs: dict[str, int],
+    rate: float,
+    n: int,
+    chunk_s: float,
+) -> None:
+    """Produce ``n`` messages round-robin over the assets at ``rate`` per second, seq/t0 counting on."""
+    t0 = time.perf_counter()
+    base_t = time.time()
+    for k in range(n):
+        a = ASSETS[k % len(ASSETS)]
+        seq = seqs[a]
+        seqs[a] += 1
+        value = _restamp(src[a][seq % len(src[a])], a, seq, base_t + seq * chunk_s)
+        delay = t0 + k / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        prod.produce(topic, value, a.encode())
+        prod.poll(0)
+    prod.flush(30)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bootstrap", help="use this broker instead of starting a Tansu")
@@ -151,56 +241,16 @@ def main(argv: list[str] | None = None) -> None:
         window_n = round(s.window_s * fs)
         pools = _toggling_pools(ASSETS, window_n, 8)
         per_asset = args.messages // len(ASSETS)
-        pool_chunks = len(pools[ASSETS[0]]["flow"]) // chunk_n
-        t_base = time.time()
-        msgs: list[tuple[bytes, bytes]] = []
-        for a in ASSETS:
-            base = encode_stream(a, pools[a], chunk_n, fs, 0.0)
-            for k in range(per_asset):
-                # Re-use the pool cyclically; seq/t0 keep counting (rewrite header only, samples unchanged).
-                raw = base[k % pool_chunks]
-                rest = raw.partition(b',"fs":')[2]
-                msgs.append(
-                    (
-                        a.encode(),
-                        b'{"v":1,"asset":"%s","seq":%d,"t0":%r,"fs":'
-                        % (a.encode(), k, t_base + k * s.chunk_s)
-                        + rest,
-                    )
-                )
-        order = np.argsort(
-            np.tile(np.arange(per_asset), len(ASSETS)), kind="stable"
-        )  # interleave like a plant
-        msgs = [msgs[i] for i in order]
+        msgs = _interleaved_messages(pools, per_asset, chunk_n, fs, s.chunk_s)
         decode_chunk(msgs[0][1])
         msg_bytes = float(np.mean([len(v) for _, v in msgs]))
 
         prod = make_producer(s)
-        t = time.perf_counter()
-        for key, value in msgs:
-            while True:
-                try:
-                    prod.produce(s.sensor_topic, value, key)
-                    break
-                except BufferError:
-                    prod.poll(0.01)
-        prod.flush(60)
-        produce_rate = len(msgs) / (time.perf_counter() - t)
+        produce_rate = _produce_all(prod, s.sensor_topic, msgs)
 
         # ---------------------------------------------------------- raw consume + decode
         c = make_consumer(s, group=f"b{tag}-raw")
-        c.subscribe([s.sensor_topic])
-        got, t_first = 0, None
-        deadline = time.monotonic() + 120
-        while got < len(msgs) and time.monotonic() < deadline:
-            batch = c.consume(args.batch_size, 0.5)
-            if batch and t_first is None:
-                t_first = time.perf_counter()
-            for m in batch:
-                if m.error() is None:
-                    decode_chunk(m.value())
-                    got += 1
-        raw_rate = got / (time.perf_counter() - (t_first or time.perf_counter()))
+        raw_rate = _raw_consume_rate(c, s.sensor_topic, len(msgs), args.batch_size)
         c.close()
 
         # ---------------------------------------------------------- scorer, same topic
@@ -213,21 +263,12 @@ def main(argv: list[str] | None = None) -> None:
         lat: list[float] = []
         stop = threading.Event()
 
-        def read_alerts() -> None:
-            ac = make_consumer(s, group=f"b{tag}-alerts", **{"fetch.wait.max.ms": 5})
-            ac.subscribe([s.alert_topic])
-            while not stop.is_set():
-                for m in ac.consume(100, 0.05):
-                    if m.error() is None:
-                        import json
-
-                        a = json.loads(m.value() or b"{}")
-                        if a.get("input_ts") and a["input_ts"] > t_lat_start:
-                            lat.append(time.time() - a["input_ts"])
-            ac.close()
-
         t_lat_start = time.time()
-        reader = threading.Thread(target=read_alerts, daemon=True)
+        ac = make_consumer(s, group=f"b{tag}-alerts", **{"fetch.wait.max.ms": 5})
+        ac.subscribe([s.alert_topic])
+        reader = threading.Thread(
+            target=_read_alert_latencies, args=(ac, t_lat_start, lat, stop), daemon=True
+        )
         reader.start()
         scorer2 = Scorer(s, batch_size=args.batch_size)
         runner = threading.Thread(
@@ -236,25 +277,10 @@ def main(argv: list[str] | None = None) -> None:
         runner.start()
         time.sleep(4.0)  # group joins (Tansu holds JoinGroup for session.timeout/2)
         n_lat = int(args.rate * args.latency_seconds)
-        seqs = dict.fromkeys(ASSETS, per_asset)
-        t0 = time.perf_counter()
-        base_t = time.time()
         src = {a: encode_stream(a, pools[a], chunk_n, fs, 0.0) for a in ASSETS}
-        for k in range(n_lat):
-            a = ASSETS[k % len(ASSETS)]
-            seq = seqs[a]
-            seqs[a] += 1
-            rest = src[a][seq % pool_chunks].partition(b',"fs":')[2]
-            value = (
-                b'{"v":1,"asset":"%s","seq":%d,"t0":%r,"fs":' % (a.encode(), seq, base_t + seq * s.chunk_s)
-                + rest
-            )
-            delay = t0 + k / args.rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            prod.produce(s.sensor_topic, value, a.encode())
-            prod.poll(0)
-        prod.flush(30)
+        _paced_produce(
+            prod, s.sensor_topic, src, dict.fromkeys(ASSETS, per_asset), args.rate, n_lat, s.chunk_s
+        )
         time.sleep(2.0)
         stop.set()
         runner.join(60)

@@ -118,7 +118,8 @@ def krum_scores(params_list: Sequence[Sequence[np.ndarray]], num_byzantine: int)
     sq = np.square(V).sum(axis=1)
     D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * V @ V.T, 0.0)
     np.fill_diagonal(D, np.inf)
-    return np.sort(D, axis=1)[:, :k].sum(axis=1)
+    scores: np.ndarray = np.sort(D, axis=1)[:, :k].sum(axis=1)
+    return scores
 
 
 def krum_select(

@@ -25,7 +25,8 @@ def subset_names(fault_names: Sequence[str] = FAULT_NAMES) -> list[str]:
 def subset_codes(Y: np.ndarray) -> np.ndarray:
     """Integer subset code per row (bit k set when fault k is present)."""
     Y = np.asarray(Y).astype(np.int64)
-    return Y @ (1 << np.arange(Y.shape[1]))
+    codes: np.ndarray = Y @ (1 << np.arange(Y.shape[1]))
+    return codes
 
 
 def confusion_subsets(Y_true: np.ndarray, Y_pred: np.ndarray) -> np.ndarray:

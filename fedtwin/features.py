@@ -130,7 +130,8 @@ def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 def _band(power: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
     sel = (freqs >= lo) & (freqs <= hi)
-    return power[:, sel].sum(axis=1)
+    total: np.ndarray = power[:, sel].sum(axis=1)
+    return total
 
 
 def extract_features(

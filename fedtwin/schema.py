@@ -92,7 +92,8 @@ class SensorChunk:
 def dumps(obj: Any) -> bytes:
     """Serialise plain data (and numpy arrays) to compact JSON bytes."""
     if _orjson is not None:
-        return _orjson.dumps(obj, option=_orjson.OPT_SERIALIZE_NUMPY)
+        data: bytes = _orjson.dumps(obj, option=_orjson.OPT_SERIALIZE_NUMPY)
+        return data
     return json.dumps(obj, separators=(",", ":"), default=_np_default, allow_nan=False).encode()
 
 
@@ -174,15 +175,9 @@ def _check_header(msg: dict[str, Any]) -> tuple[str, int, float, float]:
     return asset, seq, float(t0), float(fs)
 
 
-def decode_chunk(data: bytes | bytearray | memoryview | None) -> SensorChunk:
-    """Parse and validate a v1 sensor message.
-
-    Raises
-    ------
-    SchemaError
-        With a one-line reason: bad JSON, a repeated field, wrong version, missing/ill-typed field, length
-        mismatch, a boolean sample, NaN/inf or a sample outside its ``PHYSICAL_RANGES``.
-    """
+def _parse_message(data: bytes | bytearray | memoryview | None) -> tuple[dict[str, Any], bool]:
+    """The message's JSON object and whether it is plain text (see :func:`_plain_text`); a repeated key in
+    a message that is not plain raises."""
     if data is None:
         raise SchemaError("empty message (null value)")
     raw = bytes(data) if not isinstance(data, bytes) else data
@@ -197,36 +192,62 @@ def decode_chunk(data: bytes | bytearray | memoryview | None) -> SensorChunk:
     plain = _plain_text(raw, msg)
     if not plain:
         _check_unique_keys(raw)
+    return msg, plain
+
+
+def _plain_signals(msg: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """All signals of a plain-text message with one conversion and one range test, or None when anything is
+    in doubt (the caller then takes the detailed way, which names the problem)."""
+    try:
+        block = np.array([msg.get(name) for name in SIGNALS], dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    if (
+        block.ndim == 2
+        and 1 <= block.shape[1] <= MAX_SAMPLES
+        # False for NaN: min and max propagate it
+        and all(lo <= x for lo, x in zip(_RANGE_LO, block.min(axis=1).tolist(), strict=True))
+        and all(x <= hi for hi, x in zip(_RANGE_HI, block.max(axis=1).tolist(), strict=True))
+    ):
+        return {name: block[j] for j, name in enumerate(SIGNALS)}
+    return None
+
+
+def _signal_array(name: str, values: Any, plain: bool) -> np.ndarray:
+    """One signal's samples as a 1-D numeric array (int or float dtype), or a :class:`SchemaError`."""
+    if not isinstance(values, list):
+        raise SchemaError(f"missing or non-array signal {name!r}")
+    if not plain and any(type(x) is bool for x in values):
+        raise SchemaError(f"signal {name!r} is not a flat array of numbers (it holds a boolean)")
+    try:
+        arr = np.array(values)
+    except (ValueError, TypeError):
+        raise SchemaError(f"signal {name!r} is not a flat array of numbers") from None
+    # A list of numbers gives an int or float dtype; strings, nulls, nesting or huge ints give another.
+    if arr.ndim != 1 or arr.dtype.kind not in "if":
+        raise SchemaError(f"signal {name!r} is not a flat array of numbers")
+    return arr
+
+
+def decode_chunk(data: bytes | bytearray | memoryview | None) -> SensorChunk:
+    """Parse and validate a v1 sensor message.
+
+    Raises
+    ------
+    SchemaError
+        With a one-line reason: bad JSON, a repeated field, wrong version, missing/ill-typed field, length
+        mismatch, a boolean sample, NaN/inf or a sample outside its ``PHYSICAL_RANGES``.
+    """
+    msg, plain = _parse_message(data)
     asset, seq, t0, fs = _check_header(msg)
     if plain:  # one conversion and one range test for all signals; any doubt goes the detailed way below
-        try:
-            block = np.array([msg.get(name) for name in SIGNALS], dtype=np.float64)
-        except (ValueError, TypeError):
-            block = None
-        if (
-            block is not None
-            and block.ndim == 2
-            and 1 <= block.shape[1] <= MAX_SAMPLES
-            # False for NaN: min and max propagate it
-            and all(lo <= x for lo, x in zip(_RANGE_LO, block.min(axis=1).tolist(), strict=True))
-            and all(x <= hi for hi, x in zip(_RANGE_HI, block.max(axis=1).tolist(), strict=True))
-        ):
-            return SensorChunk(asset, seq, t0, fs, {name: block[j] for j, name in enumerate(SIGNALS)})
+        fast = _plain_signals(msg)
+        if fast is not None:
+            return SensorChunk(asset, seq, t0, fs, fast)
     signals: dict[str, np.ndarray] = {}
     n = -1
     for name in SIGNALS:
-        values = msg.get(name)
-        if not isinstance(values, list):
-            raise SchemaError(f"missing or non-array signal {name!r}")
-        if not plain and any(type(x) is bool for x in values):
-            raise SchemaError(f"signal {name!r} is not a flat array of numbers (it holds a boolean)")
-        try:
-            arr = np.array(values)
-        except (ValueError, TypeError):
-            raise SchemaError(f"signal {name!r} is not a flat array of numbers") from None
-        # A list of numbers gives an int or float dtype; strings, nulls, nesting or huge ints give another.
-        if arr.ndim != 1 or arr.dtype.kind not in "if":
-            raise SchemaError(f"signal {name!r} is not a flat array of numbers")
+        arr = _signal_array(name, msg.get(name), plain)
         if n < 0:
             n = arr.shape[0]
             if not 1 <= n <= MAX_SAMPLES:

@@ -348,6 +348,64 @@ def _stats(df: pd.DataFrame, columns: list[str], labels: list[str]) -> dict[str,
     return stats
 
 
+def _expectation_failures(
+    results: Sequence[Any], df: pd.DataFrame, spec: dict[str, Range], missing: set[str], min_rows: int
+) -> list[str]:
+    """One readable line per failed GX expectation, leaving out lines another line already explains."""
+    failures: list[str] = []
+    for item in results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        if config is None:
+            continue
+        col = str(config.kwargs.get("column", ""))
+        kind = _KIND_BY_TYPE.get(config.type, config.type)
+        if kind == "range" and col not in spec:
+            kind = "finite"
+        if col in missing and kind != "exists":
+            continue  # one "missing column" line says it; the rest would be exceptions about the same column
+        if kind == "variance" and not np.isfinite(pd.to_numeric(df[col], errors="coerce")).all():
+            continue  # the null or finiteness line already names this column; its std means nothing
+        error = _exception_message(item.exception_info)
+        if error is not None:
+            failures.append(f"{kind} check on {col or 'table'} could not run: {error}")
+            continue
+        failures.append(_describe(kind, col, dict(item.result or {}), df, spec, min_rows))
+    return failures
+
+
+def _sensor_failures(
+    df: pd.DataFrame, flat: list[str], stuck: list[tuple[str, ...]], missing: set[str], stuck_run: int
+) -> list[str]:
+    """Row-wise sensor checks in pandas: flat-lined windows and stuck runs of repeated windows.
+
+    GX keeps one expectation per type and column, and the range check already is the one "values between"
+    expectation of these columns.
+    """
+    failures: list[str] = []
+    for col in flat:
+        if col in missing:
+            continue
+        flat_count = int((pd.to_numeric(df[col], errors="coerce").abs() < FLAT_LINE_TOLERANCE).sum())
+        if flat_count:
+            signal = _signal_of(col, FLAT_LINE_COLUMNS)
+            failures.append(
+                f"column {col}: {_rows(flat_count)} flat-lined ({signal} did not change within the window)"
+            )
+    for cols in stuck:
+        if missing.intersection(cols):
+            continue
+        count, value = stuck_rows(df[list(cols)].apply(pd.to_numeric, errors="coerce"), stuck_run)
+        if count:
+            signal = _stuck_signal(cols)
+            failures.append(
+                f"column {cols[0]}: {_rows(count)} stuck ({signal} repeats the same window, "
+                f"mean {value:.6g}, in {stuck_run} or more consecutive rows)"
+            )
+    return failures
+
+
 def validate_dataset(
     df: pd.DataFrame,
     *,
@@ -429,47 +487,8 @@ def validate_dataset(
         run = definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
 
     missing = {c for c in columns + labels if c not in df.columns}
-    failures: list[str] = []
-    for item in run.results:
-        if item.success:
-            continue
-        config = item.expectation_config
-        if config is None:
-            continue
-        col = str(config.kwargs.get("column", ""))
-        kind = _KIND_BY_TYPE.get(config.type, config.type)
-        if kind == "range" and col not in spec:
-            kind = "finite"
-        if col in missing and kind != "exists":
-            continue  # one "missing column" line says it; the rest would be exceptions about the same column
-        if kind == "variance" and not np.isfinite(pd.to_numeric(df[col], errors="coerce")).all():
-            continue  # the null or finiteness line already names this column; its std means nothing
-        error = _exception_message(item.exception_info)
-        if error is not None:
-            failures.append(f"{kind} check on {col or 'table'} could not run: {error}")
-            continue
-        failures.append(_describe(kind, col, dict(item.result or {}), df, spec, min_rows))
-    # Row-wise sensor checks in pandas: GX keeps one expectation per type and column, and the range check
-    # already is the one "values between" expectation of these columns.
-    for col in flat:
-        if col in missing:
-            continue
-        flat_count = int((pd.to_numeric(df[col], errors="coerce").abs() < FLAT_LINE_TOLERANCE).sum())
-        if flat_count:
-            signal = _signal_of(col, FLAT_LINE_COLUMNS)
-            failures.append(
-                f"column {col}: {_rows(flat_count)} flat-lined ({signal} did not change within the window)"
-            )
-    for cols in stuck:
-        if missing.intersection(cols):
-            continue
-        count, value = stuck_rows(df[list(cols)].apply(pd.to_numeric, errors="coerce"), stuck_run)
-        if count:
-            signal = _stuck_signal(cols)
-            failures.append(
-                f"column {cols[0]}: {_rows(count)} stuck ({signal} repeats the same window, "
-                f"mean {value:.6g}, in {stuck_run} or more consecutive rows)"
-            )
+    failures = _expectation_failures(run.results, df, spec, missing, min_rows)
+    failures += _sensor_failures(df, flat, stuck, missing, stuck_run)
     if site is not None:
         failures = [f"site {site}: {f}" for f in failures]
     stats = _stats(df, columns, labels)

@@ -112,6 +112,58 @@ def _is_constant(values: np.ndarray, rtol: float = 1e-9) -> bool:
     return hi - lo <= rtol * max(1.0, abs(lo), abs(hi))
 
 
+def _select_columns(reference: pd.DataFrame, columns: list[str] | None, notes: list[str]) -> list[str]:
+    """``columns``, or else every numeric non-bool column of ``reference`` (others go to ``notes``)."""
+    if columns is not None:
+        return [str(c) for c in columns]
+    numeric = [
+        str(c) for c in reference.select_dtypes(include="number").columns if reference[c].dtype != bool
+    ]
+    skipped = [str(c) for c in reference.columns if str(c) not in numeric]
+    if skipped:
+        notes.append(f"non-numeric columns not compared: {', '.join(skipped)}")
+    return numeric
+
+
+def _schema_problem(reference: pd.DataFrame, current: pd.DataFrame, cols: list[str]) -> str | None:
+    """Why the frames cannot be compared on ``cols`` (missing or non-numeric columns), or None."""
+    for name, frame in (("reference", reference), ("current", current)):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            return f"{name} data lacks columns: {', '.join(missing)}"
+        non_numeric = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
+        if non_numeric:
+            return f"{name} columns are not numeric: {', '.join(non_numeric)}"
+    return None
+
+
+def _value_problem(reference: pd.DataFrame, current: pd.DataFrame, cols: list[str]) -> str | None:
+    """Which frame has NaN/inf in ``cols`` and where, or None."""
+    for name, frame in (("reference", reference), ("current", current)):
+        bad = _bad_value_summary(frame, cols)
+        if bad:
+            listed = "; ".join(f"{c}: {s}" for c, s in bad.items())
+            return f"{name} data has non-finite values ({listed})"
+    return None
+
+
+def _constant_columns(ref: pd.DataFrame, cur: pd.DataFrame, cols: list[str], notes: list[str]) -> list[str]:
+    """Those of ``cols`` constant in ``ref``; noted first in ``notes`` (and any that moved in ``cur``)."""
+    ignored: list[str] = []
+    for c in cols:
+        ref_values = ref[c].to_numpy()
+        if _is_constant(ref_values):
+            ignored.append(c)
+            # A constant reference has no distribution to test against, but a moved value is still
+            # worth a human's attention, so say so in the reason.
+            cur_values = cur[c].to_numpy()
+            if not np.allclose(cur_values, ref_values[0], rtol=1e-9, atol=0.0):
+                notes.append(f"{c} is constant in the reference ({ref_values[0]:g}) but not in current")
+    if ignored:
+        notes.insert(0, f"constant in reference, not compared: {', '.join(ignored)}")
+    return ignored
+
+
 def prepare_input(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -127,25 +179,12 @@ def prepare_input(
     if not isinstance(reference, pd.DataFrame) or not isinstance(current, pd.DataFrame):
         return "invalid_data", "reference and current must be pandas DataFrames"
     notes: list[str] = []
-    if columns is None:
-        numeric = [
-            str(c) for c in reference.select_dtypes(include="number").columns if reference[c].dtype != bool
-        ]
-        skipped = [str(c) for c in reference.columns if str(c) not in numeric]
-        if skipped:
-            notes.append(f"non-numeric columns not compared: {', '.join(skipped)}")
-        cols = numeric
-    else:
-        cols = [str(c) for c in columns]
+    cols = _select_columns(reference, columns, notes)
     if not cols:
         return "invalid_data", "no numeric feature columns to compare"
-    for name, frame in (("reference", reference), ("current", current)):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            return "invalid_data", f"{name} data lacks columns: {', '.join(missing)}"
-        non_numeric = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
-        if non_numeric:
-            return "invalid_data", f"{name} columns are not numeric: {', '.join(non_numeric)}"
+    schema = _schema_problem(reference, current, cols)
+    if schema is not None:
+        return "invalid_data", schema
     short = [
         f"{name} has {len(f)} rows"
         for name, f in (("reference", reference), ("current", current))
@@ -153,26 +192,12 @@ def prepare_input(
     ]
     if short:
         return "not_enough_data", f"{' and '.join(short)}; need at least {min_rows}"
-    for name, frame in (("reference", reference), ("current", current)):
-        bad = _bad_value_summary(frame, cols)
-        if bad:
-            listed = "; ".join(f"{c}: {s}" for c, s in bad.items())
-            return "invalid_data", f"{name} data has non-finite values ({listed})"
+    values = _value_problem(reference, current, cols)
+    if values is not None:
+        return "invalid_data", values
     ref = reference[cols].astype(float)
     cur = current[cols].astype(float)
-    ignored: list[str] = []
-    if drop_constant:
-        for c in cols:
-            ref_values = ref[c].to_numpy()
-            if _is_constant(ref_values):
-                ignored.append(c)
-                # A constant reference has no distribution to test against, but a moved value is still
-                # worth a human's attention, so say so in the reason.
-                cur_values = cur[c].to_numpy()
-                if not np.allclose(cur_values, ref_values[0], rtol=1e-9, atol=0.0):
-                    notes.append(f"{c} is constant in the reference ({ref_values[0]:g}) but not in current")
-        if ignored:
-            notes.insert(0, f"constant in reference, not compared: {', '.join(ignored)}")
+    ignored = _constant_columns(ref, cur, cols, notes) if drop_constant else []
     kept = [c for c in cols if c not in ignored]
     if not kept:
         return "invalid_data", "every feature column is constant in the reference; nothing to compare"

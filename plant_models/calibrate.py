@@ -364,7 +364,8 @@ def calibrate(
             got = model(u)
         except (RuntimeError, ValueError):
             return np.full(len(keys), 1e3)  # a diverged or invalid trial point: far from any target
-        return (np.array([got[k] for k in keys]) - want) / scale_arr
+        res: np.ndarray = (np.array([got[k] for k in keys]) - want) / scale_arr
+        return res
 
     u0 = (x0 - lo) / span
     r0 = residual(u0)

@@ -58,6 +58,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,6 +75,25 @@ _LEAK_LAMINAR_PA = 1.0e3  # the leak orifice turns laminar below this drop (fini
 _SUCTION_ITER = 4  # Newton passes in suction (vs 20 passes: < 1e-4 L/min at the study's worst blockage)
 _DISCHARGE_ITER = 2  # fixed-point passes in discharge (contraction < 0.5 % per pass)
 _MANIFOLD_ITER = 2  # Newton passes for the outlet manifold (vs 8: < 1e-5 bar in the study range)
+_TRUTH_KEYS = (
+    "p_cyl_min",
+    "p_cyl_max",
+    "q_del",
+    "q_in",
+    "q_leak",
+    "q_load",
+    "q_in_cyl0",
+    "q_out_cyl0",
+    "q_leak_cyl0",
+    "p_cyl0",
+    "torque_bearing",
+    "current_armature",
+    "duty",
+    "power_shaft",
+    "power_hydraulic",
+    "power_valves",
+    "power_leak",
+)
 
 
 @dataclass
@@ -95,7 +115,8 @@ class EngineState:
     @property
     def theta(self) -> np.ndarray:
         """Crank angle of cylinder 0 in [0, 2 pi) (rad)."""
-        return np.arctan2(self.sin_theta, self.cos_theta) % _TWO_PI
+        theta: np.ndarray = np.arctan2(self.sin_theta, self.cos_theta) % _TWO_PI
+        return theta
 
     def copy(self) -> EngineState:
         """Deep copy."""
@@ -105,7 +126,101 @@ class EngineState:
 def plunger_insertion(params: PumpParams, theta: np.ndarray) -> np.ndarray:
     """Plunger insertion from bottom dead centre (m) of the crank-slider at crank angle ``theta``."""
     r, rod = params.crank_radius_m, params.rod_length_m
-    return r * np.cos(theta) + np.sqrt(rod * rod - (r * np.sin(theta)) ** 2) - (rod - r)
+    x: np.ndarray = r * np.cos(theta) + np.sqrt(rod * rod - (r * np.sin(theta)) ** 2) - (rod - r)
+    return x
+
+
+class _StepConstants(NamedTuple):
+    """Constants of the implicit cylinder step, hoisted out of the step loop once per :meth:`advance`."""
+
+    c0: float  # content per unit volume is 1 / (c0 - ck p + ap0 / p) (the air + oil law, rearranged)
+    ck: float
+    ap0: float
+    crack: float  # valve crack pressure (Pa)
+    p_a: float  # the suction valve cracks below this cylinder pressure (Pa abs)
+    inv_span: float  # 1 / (full-open - crack pressure) of the valve area ramp (1/Pa)
+    dt: float
+    inv_dt: float
+    has_leak: bool
+    lkf: np.ndarray  # seal leak coefficients, flattened (3 n,)
+    ikvf: np.ndarray  # inlet valve coefficients, flattened (3 n,)
+
+
+def _content_per_volume(pr: np.ndarray, c0: float, ck: float, ap0: float) -> np.ndarray:
+    """Oil content per unit volume at absolute pressure ``pr``: ``1 / (c0 - ck p + ap0 / p)``."""
+    return 1.0 / (c0 - ck * pr + ap0 / pr)
+
+
+def _seal_leak(pr: np.ndarray, k_leak: np.ndarray) -> np.ndarray:
+    """Seal leak flow (m^3/s) at cylinder pressure ``pr``; laminar near zero drop (finite slope)."""
+    d = pr - P_ATM
+    return k_leak * d / np.sqrt(np.abs(d) + _LEAK_LAMINAR_PA)
+
+
+def _suction_pressure(
+    ps: np.ndarray,
+    v_s: np.ndarray,
+    w_s: np.ndarray,
+    kv_s: np.ndarray,
+    lk_s: np.ndarray | None,
+    c: _StepConstants,
+) -> np.ndarray:
+    """End-of-step pressure of cylinders in suction: bracketed Newton from the clipped guess ``ps``.
+
+    A fixed number of passes, so results do not depend on chunking; the air can dominate here (a blocked
+    inlet drives the pressure towards zero, where the air expands and fills the cylinder).
+    """
+    c0, ck, ap0, crack, inv_span, inv_dt = c.c0, c.ck, c.ap0, c.crack, c.inv_span, c.inv_dt
+    lo = np.full(ps.size, _P_FLOOR)
+    hi = np.full(ps.size, c.p_a)
+    for _it in range(_SUCTION_ITER):
+        dp = P_ATM - ps
+        sq = np.sqrt(dp)
+        fr = (dp - crack) * inv_span
+        ramp_on = fr < 1.0
+        fr = np.minimum(np.maximum(fr, 0.0), 1.0)
+        g = 1.0 / (c0 - ck * ps + ap0 / ps)
+        dg = g * g * (ck + ap0 / (ps * ps))  # d(content per volume)/dp
+        res = kv_s * fr * sq - (v_s * g - w_s) * inv_dt
+        der = kv_s * (ramp_on * sq * inv_span + fr / (2.0 * sq)) + v_s * dg * inv_dt
+        if lk_s is not None:
+            dl = ps - P_ATM
+            den = np.sqrt(np.abs(dl) + _LEAK_LAMINAR_PA)
+            res -= lk_s * dl / den
+            der += lk_s * (np.abs(dl) + 2.0 * _LEAK_LAMINAR_PA) / (2.0 * den**3)
+        # res falls with p: positive means the root lies above.
+        pos = res > 0.0
+        lo = np.where(pos, ps, lo)
+        hi = np.where(pos, hi, ps)
+        nxt = ps + res / der
+        # >=: a converged step (nxt == ps == lo) must not fall back to bisection.
+        ok = (nxt >= lo) & (nxt <= hi)
+        ps = np.where(ok, nxt, 0.5 * (lo + hi))
+    return ps
+
+
+def _accumulators(n_samples: int, n_runs: int, record: bool, truth: bool) -> dict[str, np.ndarray]:
+    """Zeroed per-sample sums of :meth:`PumpEngine.advance`'s outputs, time-major (n_samples, n_runs)."""
+    keys = ["p_out", "q_out", "omega_m", "current", "torque"] if record else []
+    if truth:
+        keys += list(_TRUTH_KEYS)
+    # Time-major (samples, runs): each step writes one contiguous row.
+    acc = {k: np.zeros((n_samples, n_runs)) for k in keys}
+    if truth:
+        acc["p_cyl_min"][:] = np.inf
+        acc["p_cyl_max"][:] = -np.inf
+    return acc
+
+
+def _sample_means(acc: dict[str, np.ndarray], substeps: int) -> dict[str, np.ndarray]:
+    """Turn per-sample sums over ``substeps`` steps into means, in place (min/max stay as they are)."""
+    inv_sub = 1.0 / substeps
+    out = {}
+    for key, arr in acc.items():
+        if key not in ("p_cyl_min", "p_cyl_max") and substeps > 1:
+            arr *= inv_sub
+        out[key] = arr
+    return out
 
 
 class PumpEngine:
@@ -158,7 +273,8 @@ class PumpEngine:
         """Check valve forward flow (m^3/s) at full area for pressure drop ``dp`` (Pa); 0 below crack."""
         p = self.params
         frac = np.minimum(np.maximum((dp - p.valve_crack_pa) * self._inv_ramp, 0.0), 1.0)
-        return self._kv * frac * np.sqrt(np.maximum(dp, 0.0))
+        q: np.ndarray = self._kv * frac * np.sqrt(np.maximum(dp, 0.0))
+        return q
 
     def valve_dp(self, q: np.ndarray) -> np.ndarray:
         """Pressure difference (Pa) across an open full-area check valve passing flow ``q >= 0`` (m^3/s)."""
@@ -168,7 +284,7 @@ class PumpEngine:
         np.maximum(i, 0, out=i)
         np.minimum(i, _TABLE_SIZE - 2, out=i)
         f -= i
-        d = self._tab[i]
+        d: np.ndarray = self._tab[i]
         d += f * self._tab_slope[i]
         if i.max() >= _TABLE_SIZE - 2:  # beyond twice the full-open flow: closed form
             d = np.where(q * self._tab_inv_h >= _TABLE_SIZE - 2, (q / self._kv) ** 2, d)
@@ -193,7 +309,8 @@ class PumpEngine:
         b = vol / content - c1 * (1.0 + P_ATM / k)
         disc = np.sqrt(b * b + 4.0 * ck * a * P_ATM)
         with np.errstate(invalid="ignore", divide="ignore"):  # the branch not taken may divide 0 by 0
-            return np.where(b > 0.0, 2.0 * a * P_ATM / (b + disc), (disc - b) / (2.0 * ck))
+            pr: np.ndarray = np.where(b > 0.0, 2.0 * a * P_ATM / (b + disc), (disc - b) / (2.0 * ck))
+        return pr
 
     def load_flow(self, dp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flow (m^3/s) through pipe + load orifice at drop ``dp`` = p_out - back-pressure, and its slope.
@@ -303,14 +420,15 @@ class PumpEngine:
         v_top = p.dead_volume_m3 + ap * 2.0 * r
         crack = p.valve_crack_pa
         p_a = P_ATM - crack  # suction valve cracks below this cylinder pressure
-        inv_span = self._inv_ramp
         c1 = 1.0 - p.air_fraction
         ck = c1 / p.bulk_modulus_pa
         c0 = c1 + ck * P_ATM
         ap0 = p.air_fraction * P_ATM
         lk = self._leak_k
         has_leak = self._has_leak
-        ikv = self._inlet_kv
+        consts = _StepConstants(
+            c0, ck, ap0, crack, p_a, self._inv_ramp, dt, inv_dt, has_leak, lk.ravel(), self._inlet_kv.ravel()
+        )
         v_m = p.outlet_volume_m3
         p_back = self._p_back
         bear_c, coul = self._bearing_c, p.crank_coulomb_nm
@@ -325,43 +443,10 @@ class PumpEngine:
         cph = (r * np.cos(_PHASES))[:, None]
         sph = (r * np.sin(_PHASES))[:, None]
 
-        def inv_gv(pr: np.ndarray) -> np.ndarray:  # content per unit volume at pressure pr
-            return 1.0 / (c0 - ck * pr + ap0 / pr)
-
-        def leak(pr: np.ndarray, k_leak: np.ndarray) -> np.ndarray:  # seal leak, laminar near zero drop
-            d = pr - P_ATM
-            return k_leak * d / np.sqrt(np.abs(d) + _LEAK_LAMINAR_PA)
-
         g_a = 1.0 / (c0 - ck * p_a + ap0 / p_a)
         leak_a = (p_a - P_ATM) / math.sqrt(abs(p_a - P_ATM) + _LEAK_LAMINAR_PA)
-        lkf, ikvf = lk.ravel(), ikv.ravel()
 
-        keys = ["p_out", "q_out", "omega_m", "current", "torque"] if record else []
-        if truth:
-            keys += [
-                "p_cyl_min",
-                "p_cyl_max",
-                "q_del",
-                "q_in",
-                "q_leak",
-                "q_load",
-                "q_in_cyl0",
-                "q_out_cyl0",
-                "q_leak_cyl0",
-                "p_cyl0",
-                "torque_bearing",
-                "current_armature",
-                "duty",
-                "power_shaft",
-                "power_hydraulic",
-                "power_valves",
-                "power_leak",
-            ]
-        # Time-major (samples, runs): each step writes one contiguous row.
-        acc = {k: np.zeros((n_samples, n)) for k in keys}
-        if truth:
-            acc["p_cyl_min"][:] = np.inf
-            acc["p_cyl_max"][:] = -np.inf
+        acc = _accumulators(n_samples, n, record, truth)
         a_p, a_q, a_w, a_i, a_t = (acc.get(k) for k in ("p_out", "q_out", "omega_m", "current", "torque"))
 
         # A run going non-finite must not warn for the whole batch; _check() flags it afterwards.
@@ -387,73 +472,17 @@ class PumpEngine:
                     # Regime from the residual at the two crack pressures (F grows with p).
                     p_b = p_out + crack
                     f_a = vol * g_a - w_cyl
-                    f_b = vol * inv_gv(p_b) - w_cyl
+                    f_b = vol * _content_per_volume(p_b, c0, ck, ap0) - w_cyl
                     if has_leak:
                         f_a += dt * lk * leak_a
-                        f_b += dt * leak(p_b, lk)
+                        f_b += dt * _seal_leak(p_b, lk)
                     suc = f_a > 0.0
                     dis = f_b < 0.0
-                    # Each regime is solved on its own (gathered) cylinders; every element is set once.
-                    volf, wf, pcf = vol.ravel(), w_cyl.ravel(), np.empty(vol.size)
-
-                    # Both valves closed: closed-form air + oil law (leak taken at the previous pressure).
-                    ic = np.flatnonzero(~(suc | dis))
-                    if ic.size:
-                        w_eff = wf[ic]
-                        if has_leak:
-                            w_eff = w_eff - dt * leak(pc.ravel()[ic], lkf[ic])
-                        pcf[ic] = self.pressure_of_content(volf[ic], w_eff)
-
-                    # Discharge: fixed point through the inverse outlet valve characteristic.
-                    idd = np.flatnonzero(dis)
-                    if idd.size:
-                        v_d, w_d = volf[idd], wf[idd]
-                        po = p_out[idd % n]
-                        pd = po + crack
-                        for _it in range(_DISCHARGE_ITER):
-                            qd = (w_d - v_d * inv_gv(pd)) * inv_dt
-                            if has_leak:
-                                qd -= leak(pd, lkf[idd])
-                            pd = po + self.valve_dp(np.maximum(qd, 0.0))
-                        pcf[idd] = pd
-
-                    # Suction: bracketed Newton.
-                    idx = np.flatnonzero(suc)
-                    if idx.size:
-                        v_s, w_s, kv_s = volf[idx], wf[idx], ikvf[idx]
-                        lk_s = lkf[idx] if has_leak else None
-                        lo = np.full(idx.size, _P_FLOOR)
-                        hi = np.full(idx.size, p_a)
-                        ps = np.minimum(np.maximum(pc.ravel()[idx], _P_FLOOR), p_a)
-                        for _it in range(_SUCTION_ITER):
-                            dp = P_ATM - ps
-                            sq = np.sqrt(dp)
-                            fr = (dp - crack) * inv_span
-                            ramp_on = fr < 1.0
-                            fr = np.minimum(np.maximum(fr, 0.0), 1.0)
-                            g = 1.0 / (c0 - ck * ps + ap0 / ps)
-                            dg = g * g * (ck + ap0 / (ps * ps))  # d(content per volume)/dp
-                            res = kv_s * fr * sq - (v_s * g - w_s) * inv_dt
-                            der = kv_s * (ramp_on * sq * inv_span + fr / (2.0 * sq)) + v_s * dg * inv_dt
-                            if lk_s is not None:
-                                dl = ps - P_ATM
-                                den = np.sqrt(np.abs(dl) + _LEAK_LAMINAR_PA)
-                                res -= lk_s * dl / den
-                                der += lk_s * (np.abs(dl) + 2.0 * _LEAK_LAMINAR_PA) / (2.0 * den**3)
-                            # res falls with p: positive means the root lies above.
-                            pos = res > 0.0
-                            lo = np.where(pos, ps, lo)
-                            hi = np.where(pos, hi, ps)
-                            nxt = ps + res / der
-                            # >=: a converged step (nxt == ps == lo) must not fall back to bisection.
-                            ok = (nxt >= lo) & (nxt <= hi)
-                            ps = np.where(ok, nxt, 0.5 * (lo + hi))
-                        pcf[idx] = ps
-                    pc = pcf.reshape(vol.shape)
+                    pc = self._cylinder_pressures(vol, w_cyl, pc, p_out, suc, dis, consts)
 
                     # Flows from the balance: content is conserved exactly whatever the iteration residual.
-                    w_new = vol * inv_gv(pc)
-                    ql = leak(pc, lk) if has_leak else 0.0 * pc
+                    w_new = vol * _content_per_volume(pc, c0, ck, ap0)
+                    ql = _seal_leak(pc, lk) if has_leak else 0.0 * pc
                     net = (w_cyl - w_new) * inv_dt - ql  # = Q_out - Q_in
                     q_dis = np.where(dis, np.maximum(net, 0.0), 0.0)
                     q_suc = np.where(suc, np.maximum(-net, 0.0), 0.0)
@@ -477,7 +506,7 @@ class PumpEngine:
                         der_m = v_m * gm * gm * (ck + ap0 / (po * po)) + dt * dl_m
                         po = po - res_m / der_m
                     p_out = po
-                    w_new_m = v_m * inv_gv(p_out)
+                    w_new_m = v_m * _content_per_volume(p_out, c0, ck, ap0)
                     q_load = (w_target - w_new_m) * inv_dt
                     w_out = w_new_m
 
@@ -497,7 +526,7 @@ class PumpEngine:
 
                     if record:
                         a_p[k] += p_out  # type: ignore[index]
-                        a_q[k] += q_del / inv_gv(p_out)  # type: ignore[index]
+                        a_q[k] += q_del / _content_per_volume(p_out, c0, ck, ap0)  # type: ignore[index]
                         a_w[k] += om  # type: ignore[index]
                         a_i[k] += duty * cur  # type: ignore[index]
                         a_t[k] += torque  # type: ignore[index]
@@ -525,12 +554,7 @@ class PumpEngine:
                 ct = ct * norm
                 st = st * norm
 
-        inv_sub = 1.0 / substeps
-        out = {}
-        for key, arr in acc.items():
-            if key not in ("p_cyl_min", "p_cyl_max") and substeps > 1:
-                arr *= inv_sub
-            out[key] = arr
+        out = _sample_means(acc, substeps)
         self.state = EngineState(
             cos_theta=ct,
             sin_theta=st,
@@ -546,6 +570,53 @@ class PumpEngine:
         )
         self._check(out)
         return out
+
+    def _cylinder_pressures(
+        self,
+        vol: np.ndarray,
+        w_cyl: np.ndarray,
+        pc: np.ndarray,
+        p_out: np.ndarray,
+        suc: np.ndarray,
+        dis: np.ndarray,
+        c: _StepConstants,
+    ) -> np.ndarray:
+        """End-of-step cylinder pressures (3, n) given each cylinder's regime (``suc``, ``dis``, else closed).
+
+        Each regime is solved on its own (gathered) cylinders; every element is set once. ``pc`` is the
+        previous step's pressure (the closed regime's leak and the suction guess start from it).
+        """
+        volf, wf, pcf = vol.ravel(), w_cyl.ravel(), np.empty(vol.size)
+
+        # Both valves closed: closed-form air + oil law (leak taken at the previous pressure).
+        ic = np.flatnonzero(~(suc | dis))
+        if ic.size:
+            w_eff = wf[ic]
+            if c.has_leak:
+                w_eff = w_eff - c.dt * _seal_leak(pc.ravel()[ic], c.lkf[ic])
+            pcf[ic] = self.pressure_of_content(volf[ic], w_eff)
+
+        # Discharge: fixed point through the inverse outlet valve characteristic.
+        idd = np.flatnonzero(dis)
+        if idd.size:
+            v_d, w_d = volf[idd], wf[idd]
+            lk_d = c.lkf[idd] if c.has_leak else None
+            po = p_out[idd % self.n]
+            pd = po + c.crack
+            for _it in range(_DISCHARGE_ITER):
+                qd = (w_d - v_d * _content_per_volume(pd, c.c0, c.ck, c.ap0)) * c.inv_dt
+                if lk_d is not None:
+                    qd -= _seal_leak(pd, lk_d)
+                pd = po + self.valve_dp(np.maximum(qd, 0.0))
+            pcf[idd] = pd
+
+        # Suction: bracketed Newton.
+        idx = np.flatnonzero(suc)
+        if idx.size:
+            ps = np.minimum(np.maximum(pc.ravel()[idx], _P_FLOOR), c.p_a)
+            lk_s = c.lkf[idx] if c.has_leak else None
+            pcf[idx] = _suction_pressure(ps, volf[idx], wf[idx], c.ikvf[idx], lk_s, c)
+        return pcf.reshape(vol.shape)
 
     def _check(self, acc: dict[str, np.ndarray]) -> None:
         """Flag runs whose state went non-finite or out of physical bounds (they are not stopped)."""
