@@ -7,7 +7,8 @@ and leaking so alerts are raised and cleared); then one ``fedtwin score`` proces
 consumer group, then two processes drain it in another fresh group. The rate is measured from outside, the
 same way for both: the group's committed offsets are polled, and the rate is messages / time from the first
 commit to the last (group join and process start-up excluded). Also prints the sizes the README's sizing
-table uses: message bytes, Redis snapshot bytes per asset and memory per feature row.
+table uses: message bytes, Redis snapshot bytes per asset and per feature row, and the seconds of one drift
+check (the monitor's Evidently comparison) on 240 windows (the monitor's default) and on 5,000.
 
 Starts its own Tansu broker (unless ``--bootstrap``) and uses its own topics, groups and Redis key prefix
 (deleted at the end) on the configured Redis.
@@ -79,22 +80,22 @@ def _scorer_env(args: argparse.Namespace) -> Iterator[Any]:
             stack.stop_pid(proc.pid)
 
 
-def _messages(s: Any, n: int) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) of ``n`` chunks of PUMPS, as a plant sends them; pump i on partition i % 4."""
+def _messages(s: Any, n: int, pumps: int) -> list[tuple[int, bytes, bytes]]:
+    """(partition, key, value) of ``n`` chunks of ``pumps`` pumps, as a plant sends them; pump i on partition
+    i % 4 and with the simulated signals of PUMPS[i % 8]."""
     from benchmarks.streaming import _toggling_pools, encode_stream
 
     fs, chunk_n = s.sample_rate_hz, round(s.chunk_s * s.sample_rate_hz)
     pools = _toggling_pools(PUMPS, round(s.window_s * fs), 4)
-    per_pump = n // len(PUMPS)
+    base = [encode_stream(p, pools[p], chunk_n, fs, 0.0) for p in PUMPS]
     out = []
-    base = {p: encode_stream(p, pools[p], chunk_n, fs, 0.0) for p in PUMPS}
-    for k in range(per_pump):
-        for i, p in enumerate(PUMPS):
-            pool = base[p]
+    for k in range(n // pumps):
+        for i in range(pumps):
+            pool, name = base[i % len(PUMPS)], f"pump-{i}".encode()
             # The pool is re-used cyclically; seq and t0 keep counting (header rewritten, samples unchanged).
             rest = pool[k % len(pool)].partition(b',"fs":')[2]
-            head = b'{"v":1,"asset":"%s","seq":%d,"t0":%r,"fs":' % (p.encode(), k, k * s.chunk_s)
-            out.append((i % PARTITIONS, p.encode(), head + rest))
+            head = b'{"v":1,"asset":"%s","seq":%d,"t0":%r,"fs":' % (name, k, k * s.chunk_s)
+            out.append((i % PARTITIONS, name, head + rest))
     return out
 
 
@@ -193,11 +194,12 @@ def _state_sizes(s: Any) -> list[str]:
 def scorer_scale_out(args: argparse.Namespace) -> list[str]:
     """One scorer process, then two, draining the same pre-filled topic in fresh consumer groups."""
     with _scorer_env(args) as s:
-        msgs = _messages(s, args.messages)
+        msgs = _messages(s, args.messages, args.pumps)
         _fill(s, msgs)
         rates = {n: _drain(s, n, len(msgs), args.timeout) for n in (1, 2)}
         return [
             f"messages={len(msgs)}",
+            f"pumps={args.pumps}",
             f"partitions={PARTITIONS}",
             f"msg_bytes={float(np.mean([len(v) for _, _, v in msgs])):.0f}",
             f"samples_per_msg={round(s.chunk_s * s.sample_rate_hz)}",
@@ -209,14 +211,60 @@ def scorer_scale_out(args: argparse.Namespace) -> list[str]:
         ]
 
 
-MEASUREMENTS: list[Measurement] = [scorer_scale_out]
+def _feature_rows(n: int) -> np.ndarray:
+    """``n`` real feature rows: windows of PUMPS' simulated pools, tiled with 1 % jitter (seed 0)."""
+    from benchmarks.streaming import _toggling_pools
+    from fedtwin.features import extract_features, windowize
+
+    pools = _toggling_pools(PUMPS, 1000, 4)
+    base = np.concatenate([extract_features(windowize(pools[p], 1.0, 1000.0), 1000.0) for p in PUMPS])
+    rng = np.random.default_rng(0)
+    rows = base[np.arange(n) % len(base)]
+    return np.asarray(rows * (1.0 + 0.01 * rng.standard_normal(rows.shape)))
+
+
+def drift_and_features(args: argparse.Namespace) -> list[str]:
+    """Cost of one drift check (the monitor's Evidently comparison) and Redis bytes per feature row."""
+    import pandas as pd
+    import redis
+
+    from fedtwin.features import FEATURE_NAMES
+    from fedtwin.schema import dumps
+    from fedtwin.settings import Settings
+    from monitoring.drift import EvidentlyDriftDetector
+
+    out = []
+    rows = _feature_rows(2 * max(args.drift_rows))
+    frame = pd.DataFrame(rows, columns=list(FEATURE_NAMES))
+    EvidentlyDriftDetector().fit(frame[:100]).check(frame[100:200])  # imports and first-call costs
+    for n in args.drift_rows:
+        t = time.perf_counter()
+        EvidentlyDriftDetector().fit(frame[:n]).check(frame[n : 2 * n])
+        out.append(f"drift_check_rows={n} seconds={time.perf_counter() - t:.2f}")
+    s = Settings(redis_prefix=f"fedtwin-scale-{uuid.uuid4().hex[:8]}:")
+    r = redis.Redis.from_url(s.redis_url)
+    with r:
+        key = s.key("features")
+        for k, x in enumerate(rows[:1000]):  # what the scorer XADDs per window with --features-stream
+            fields = {"asset": PUMPS[k % 8], "window_start": float(k), "model_version": 1, "x": dumps(x)}
+            r.xadd(key, fields)
+        out.append(f"feature_row_redis_bytes={int(r.memory_usage(key) or 0) / 1000:.0f}")
+        r.delete(key)
+    return out
+
+
+MEASUREMENTS: list[Measurement] = [drift_and_features, scorer_scale_out]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", help="use this broker instead of starting a Tansu")
     ap.add_argument("--messages", type=int, default=24000, help="chunks pre-filled for the scorer part")
+    ap.add_argument("--pumps", type=int, default=8, help="pumps (keys) the pre-filled chunks belong to")
     ap.add_argument("--timeout", type=float, default=600.0, help="longest drain of one scorer setup (s)")
+    ap.add_argument(
+        "--drift-rows", type=int, nargs="+", default=[240, 5000], help="window counts of the drift checks"
+    )
     args = ap.parse_args(argv)
     for measure in MEASUREMENTS:
         for line in measure(args):

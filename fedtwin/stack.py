@@ -150,6 +150,25 @@ def _kafka_ok(bootstrap: str, conf: dict[str, Any] | None = None) -> bool:
         return False
 
 
+def is_local_address(host: str) -> bool:
+    """Whether ``host`` is an address of this machine (so a server can listen on it), e.g. 127.0.0.1 or the
+    server machine's LAN address in a multi-machine setup; False for another machine's address."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for family, kind, proto, _, addr in infos:
+        try:
+            with socket.socket(family, kind, proto) as s:
+                s.bind((addr[0], 0))  # binding succeeds only on one of this machine's own addresses
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -217,8 +236,8 @@ def start_tansu(log: Path, timeout_s: float = 15.0) -> tuple[subprocess.Popen[by
     return proc, bootstrap
 
 
-def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
-    """redis-server on 127.0.0.1:port whose only user is the one of ``Settings.redis_auth``.
+def _redis_argv(settings: Settings, host: str, port: int, state: Path) -> list[str]:
+    """redis-server on host:port whose only user is the one of ``Settings.redis_auth``.
 
     The password goes into an ACL file (mode 0600, as its sha256), never onto the command line that
     ``ps`` shows to every local user.
@@ -243,7 +262,7 @@ def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
         "--port",
         str(port),
         "--bind",
-        "127.0.0.1",
+        host,
         "--aclfile",
         str(aclfile),
         # Durable by default: the append-only file keeps models, pointer, scorer state and plant control
@@ -423,7 +442,7 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
             r.hostname or "127.0.0.1",
             r.port or 6379,
             lambda: _redis_ping(settings.redis_url, *settings.redis_auth()),
-            lambda: _redis_argv(settings, r.port or 6379, state),
+            lambda: _redis_argv(settings, r.hostname or "127.0.0.1", r.port or 6379, state),
             dict,
             15.0,
         ),
@@ -625,7 +644,7 @@ def up(settings: Settings, only: tuple[str, ...] = SERVICES, echo: Callable[[str
         if why_not:
             echo(f"{name}: skipped, {why_not}")
             continue
-        if spec.host not in ("127.0.0.1", "localhost", "::1"):
+        if not is_local_address(spec.host):
             raise ServiceUnavailable(
                 f"{name} at {spec.address} is not reachable and is not local, so fedtwin cannot start it: "
                 f"start it or change its FEDTWIN_ setting"

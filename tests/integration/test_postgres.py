@@ -1,7 +1,8 @@
 """PostgreSQL backends: with FEDTWIN_DATABASE_URL set, `fedtwin stack up` runs the Prefect server and the
 MLflow tracking server on PostgreSQL (databases created on first start), and the training flow and the
-registry (registered model, champion alias) keep their state there. Needs the machine's PostgreSQL at 127.0.0.1:5432
-(trust auth, user postgres, or FEDTWIN_TEST_POSTGRES_URL); each test creates its own databases and drops them.
+registry (registered model, champion alias) keep their state there. Needs the machine's PostgreSQL at
+127.0.0.1:5432 (trust auth, user postgres; or FEDTWIN_TEST_POSTGRES_URL); each test creates its own
+databases and drops them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ from fedtwin import stack
 pytestmark = pytest.mark.integration
 
 SERVER = os.environ.get("FEDTWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+
+#: `fedtwin train` with a test-only profile smaller than "demo" (what is stored is the point here, not the
+#: model's quality): fewer severities, operating points and test runs.
+TRAIN_TINY = """
+import sys
+from dataclasses import replace
+from fedtwin import cli, datasets
+datasets.PROFILES["tiny"] = replace(
+    datasets.PROFILES["demo"], duration_s=1.5, train_severities=(0.4, 1.0), train_speeds=(958.0,),
+    train_loads=(1.0,), test_severities=(0.45,), test_healthy_runs_per_op=2,
+)
+sys.argv = ["fedtwin", "train", "--profile", "tiny", "--rounds", "3"]
+cli.main()
+"""
 
 
 def _query(database: str, sql: str) -> list[tuple]:
@@ -74,12 +89,11 @@ def test_stack_up_runs_prefect_and_mlflow_on_postgres_and_training_registers_the
         FEDTWIN_SIGNING_KEY=f"pg-test-key-{tag}",
         FEDTWIN_MLFLOW_EXPERIMENT=f"pg-{tag}",
         FEDTWIN_REGISTERED_MODEL=f"pg-{tag}",
-        FEDTWIN_FEDERATED_ROUNDS="5",
     )
 
     def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "fedtwin.cli", *args],
+            [sys.executable, *(args if args[0] == "-c" else ["-m", "fedtwin.cli", *args])],
             env=env,
             cwd=tmp_path,
             capture_output=True,
@@ -102,7 +116,7 @@ def test_stack_up_runs_prefect_and_mlflow_on_postgres_and_training_registers_the
             pid = int((home / "stack" / f"{service}.pid").read_text().split()[0])
             assert pg_name not in Path(f"/proc/{pid}/cmdline").read_text()
 
-        train = cli("train", "--profile", "demo")
+        train = cli("-c", TRAIN_TINY, timeout=600)
         assert train.returncode == 0, train.stdout + train.stderr
         assert "registered pg-" in train.stdout
 
