@@ -8,7 +8,8 @@ consumer group, then two processes drain it in another fresh group. The rate is 
 same way for both: the group's committed offsets are polled, and the rate is messages / time from the first
 commit to the last (group join and process start-up excluded). Also prints the sizes the README's sizing
 table uses: message bytes, Redis snapshot bytes per asset and per feature row, and the seconds of one drift
-check (the monitor's Evidently comparison) on 240 windows (the monitor's default) and on 5,000.
+check (the monitor's Evidently comparison) on 240 windows (the monitor's default) and on 5,000, and one site's
+share of a training run (simulating its data, its local updates).
 
 Starts its own Tansu broker (unless ``--bootstrap``) and uses its own topics, groups and Redis key prefix
 (deleted at the end) on the configured Redis.
@@ -253,20 +254,46 @@ def drift_and_features(args: argparse.Namespace) -> list[str]:
     return out
 
 
-MEASUREMENTS: list[Measurement] = [drift_and_features, scorer_scale_out]
+def training_per_site(args: argparse.Namespace) -> list[str]:
+    """Seconds of one site's share of a training run (the ``demo`` profile, in process, one core): simulating
+    its data and its local updates over the production number of rounds, fedadam."""
+    from fedtwin.datasets import build_clients, get_profile
+    from fedtwin.recipe import train_strategy
+    from fedtwin.settings import Settings
+
+    rounds = Settings(signing_key="unused").federated_rounds
+    t = time.perf_counter()
+    clients = build_clients(get_profile(args.profile))
+    sim_s = time.perf_counter() - t
+    t = time.perf_counter()
+    train_strategy("fedadam", clients, rounds=rounds, seed=0)
+    train_s = time.perf_counter() - t
+    n = len(clients)
+    windows = sum(len(c.X) for c in clients.values())
+    return [
+        f"training_profile={args.profile} sites={n} rounds={rounds} windows_per_site={windows / n:.0f}",
+        f"site_simulate_s={sim_s / n:.2f} site_training_s={train_s / n:.2f}",
+    ]
+
+
+MEASUREMENTS: list[Measurement] = [drift_and_features, training_per_site, scorer_scale_out]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", help="use this broker instead of starting a Tansu")
     ap.add_argument("--messages", type=int, default=24000, help="chunks pre-filled for the scorer part")
+    ap.add_argument("--profile", default="demo", help="training profile of the per-site training figure")
     ap.add_argument("--pumps", type=int, default=8, help="pumps (keys) the pre-filled chunks belong to")
     ap.add_argument("--timeout", type=float, default=600.0, help="longest drain of one scorer setup (s)")
     ap.add_argument(
         "--drift-rows", type=int, nargs="+", default=[240, 5000], help="window counts of the drift checks"
     )
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these measurements (function names)")
     args = ap.parse_args(argv)
     for measure in MEASUREMENTS:
+        if args.only and measure.__name__ not in args.only:
+            continue
         for line in measure(args):
             print(line, flush=True)
 

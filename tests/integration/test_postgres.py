@@ -23,14 +23,15 @@ pytestmark = pytest.mark.integration
 SERVER = os.environ.get("FEDTWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 #: `fedtwin train` with a test-only profile smaller than "demo" (what is stored is the point here, not the
-#: model's quality): fewer severities, operating points and test runs.
+#: model's quality): fewer severities, operating points and test runs; still the 20 windows per site that
+#: validation requires.
 TRAIN_TINY = """
 import sys
 from dataclasses import replace
 from fedtwin import cli, datasets
 datasets.PROFILES["tiny"] = replace(
-    datasets.PROFILES["demo"], duration_s=1.5, train_severities=(0.4, 1.0), train_speeds=(958.0,),
-    train_loads=(1.0,), test_severities=(0.45,), test_healthy_runs_per_op=2,
+    datasets.PROFILES["demo"], duration_s=3.0, train_severities=(0.4, 0.7, 1.0), train_speeds=(958.0,),
+    train_loads=(1.0, 1.25), test_severities=(0.45,), test_healthy_runs_per_op=2,
 )
 sys.argv = ["fedtwin", "train", "--profile", "tiny", "--rounds", "3"]
 cli.main()
