@@ -90,7 +90,11 @@ def _messages(s: Any, n: int, pumps: int) -> list[tuple[int, bytes, bytes]]:
     pools = _toggling_pools(PUMPS, round(s.window_s * fs), 4)
     base = [encode_stream(p, pools[p], chunk_n, fs, 0.0) for p in PUMPS]
     out = []
-    for k in range(n // pumps):
+    # Each pump's stream ends half-way through a window, so the state snapshots left in Redis hold the
+    # average partial window (a snapshot taken on a window boundary holds no samples).
+    per_window = round(s.window_s / s.chunk_s)
+    per_pump = max(1, n // pumps // per_window) * per_window - per_window // 2
+    for k in range(per_pump):
         for i in range(pumps):
             pool, name = base[i % len(PUMPS)], f"pump-{i}".encode()
             # The pool is re-used cyclically; seq and t0 keep counting (header rewritten, samples unchanged).
