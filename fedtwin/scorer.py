@@ -125,6 +125,8 @@ class ScorerStats:
     gaps: int = 0
     duplicates: int = 0
     restored_assets: int = 0
+    assignments: int = 0  # partition assignments received (the first join and every rebalance)
+    foreign_dropped: int = 0  # fetched messages of partitions a rebalance moved away (left to the new owner)
     model_version: int | None = None
     model_reloads: int = 0
     model_rejections: int = 0
@@ -264,6 +266,8 @@ class Scorer:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._asset_partition: dict[str, tuple[str, int]] = {}
+        self._owned: set[tuple[str, int]] = set()  # (topic, partition) assigned to this scorer now
+        self._cooperative = settings.kafka_assignment_strategy == "cooperative-sticky"
         self._open: dict[str, set[str]] = {}  # open faults per asset (mirror of Redis, this scorer's assets)
         self._bad_versions: dict[int, float] = {}  # version -> when it was refused
         self._model_problem: str | None = None
@@ -345,7 +349,12 @@ class Scorer:
         )
         clients = {**RECONNECT, "logger": KAFKA_LOG, "error_cb": self._client_error}
         self._producer = make_producer(self.settings, **clients)
-        self._consumer = make_consumer(self.settings, self.group, **clients)
+        self._consumer = make_consumer(
+            self.settings,
+            self.group,
+            **clients,
+            **{"partition.assignment.strategy": self.settings.kafka_assignment_strategy},
+        )
         self._consumer.subscribe(
             [self.settings.sensor_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -606,6 +615,11 @@ class Scorer:
         return self.settings.key("scorer", "open", self.group)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions handed to this scorer: restore each one's state from its snapshot, then start reading.
+
+        Under the cooperative protocol ``partitions`` are only the added ones (``incremental_assign``);
+        under the eager one they are the whole new assignment (``assign``).
+        """
         if self.snapshot_state and partitions:
             committed = self._committed(consumer, partitions)
             keys = [self._state_key(tp.topic, tp.partition) for tp in committed]
@@ -613,7 +627,12 @@ class Scorer:
             for tp, raw in zip(committed, raws, strict=True):
                 if raw is not None:
                     self._restore_partition(tp, raw, partitions)
-        consumer.assign(partitions)
+        if self._cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        self._owned.update((tp.topic, tp.partition) for tp in partitions)
+        self.stats.assignments += 1
         if self._assigned_at is None:
             self._assigned_at = time.monotonic()
 
@@ -658,13 +677,27 @@ class Scorer:
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every processed batch is already written (revocation happens inside consume, between batches).
+        """Partitions taken away (or lost): forget their assets; their next owner restores the snapshot.
+
+        Nothing needs saving here: every processed batch wrote its partitions' state and open alerts to Redis
+        before its commit, and revocation happens inside ``consume``, between batches. Also serves as
+        ``on_lost`` (librdkafka calls on_revoke when none is given).
+        """
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._owned.difference_update(gone)
         assets = [a for a, tp in self._asset_partition.items() if tp in gone]
         self.engine.drop(assets)
         for a in assets:
             del self._asset_partition[a]
             self._open.pop(a, None)
+
+    def _owned_only(self, msgs: list[Message]) -> list[Message]:
+        """Drop messages of partitions this scorer no longer owns (fetched before a rebalance moved them):
+        scoring them would overwrite the new owner's snapshot and emit its alerts a second time."""
+        kept = [m for m in msgs if m.error() is not None or (m.topic(), m.partition()) in self._owned]
+        if len(kept) < len(msgs):
+            self.stats.foreign_dropped += len(msgs) - len(kept)
+        return kept
 
     # ------------------------------------------------------------------ main loop
     def _loop(self, max_messages: int | None, idle_exit_s: float | None) -> None:
@@ -682,7 +715,7 @@ class Scorer:
                 if max_messages is None
                 else min(self.batch_size, max_messages - self.stats.messages)
             )
-            msgs = self._consumer.consume(n, self.batch_timeout_s)
+            msgs = self._owned_only(self._consumer.consume(n, self.batch_timeout_s))
             if msgs:
                 last_msg = time.monotonic()
                 if self._first_msg is None:

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     )
     topic_partitions: int = Field(4, ge=1, description="Partitions when fedtwin creates a topic")
     consumer_group: str = Field("fedtwin-scorer", description="Consumer group of the scorers")
+    kafka_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = Field(
+        "cooperative-sticky",
+        description="How scorers of one group share partitions; cooperative: a join or leave moves only the "
+        "partitions that change owner, the others keep scoring",
+    )
     kafka_session_timeout_ms: int = Field(
         6000, ge=1000, description="Consumer session timeout; Tansu holds JoinGroup for half of it"
     )
@@ -110,6 +115,19 @@ class Settings(BaseSettings):
 
     # Prefect
     prefect_api_url: str = Field("http://127.0.0.1:4200/api", description="Prefect API URL")
+
+    # PostgreSQL for the servers `fedtwin stack up` starts (unset: SQLite files under state_dir)
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL server for Prefect and MLflow (postgresql://user[:password]@host:port[/name]):"
+        " they use the databases <name>_prefect and <name>_mlflow (name default fedtwin)",
+    )
+    prefect_database_url: SecretStr | None = Field(
+        None, description="PostgreSQL database of the Prefect server (overrides database_url)"
+    )
+    mlflow_database_url: SecretStr | None = Field(
+        None, description="PostgreSQL database of the MLflow tracking server (overrides database_url)"
+    )
 
     # Paths
     data_dir: Path = Field(Path(".fedtwin/data"), description="Simulated data sets")
@@ -195,6 +213,24 @@ class Settings(BaseSettings):
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"expected redis://host:port/db, got {mask_url(v)!r}")
         return v
+
+    @field_validator("database_url", "prefect_database_url", "mlflow_database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, v: Any, info: ValidationInfo) -> Any:
+        text = v.get_secret_value() if isinstance(v, SecretStr) else v
+        if text is None or (isinstance(text, str) and not text.strip()):
+            return None  # FEDTWIN_DATABASE_URL= (empty) means "not set": SQLite
+        if not isinstance(text, str):
+            raise ValueError("expected a postgresql:// URL")
+        parts = urlsplit(text)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise ValueError(f"expected postgresql://user@host:port/database, got {mask_url(text)!r}")
+        name = parts.path.strip("/")
+        if info.field_name != "database_url" and not name:
+            raise ValueError(f"expected postgresql://user@host:port/<database>, got {mask_url(text)!r}")
+        if "/" in name:
+            raise ValueError(f"a database name has no '/': got {mask_url(text)!r}")
+        return SecretStr(text)
 
     @field_validator("signing_key", "redis_password", mode="before")
     @classmethod
@@ -295,6 +331,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "signing_key":
                 out[name] = self.signing_key_source()
+            elif name.endswith("database_url"):
+                out[name] = mask_url(value.get_secret_value()) if value is not None else "none (SQLite)"
             elif isinstance(value, SecretStr):
                 out[name] = "********"
             elif isinstance(value, str) and "://" in value:
@@ -308,6 +346,21 @@ class Settings(BaseSettings):
         mlflow = self.mlflow_auth()
         out["mlflow_auth"] = _auth_source(mlflow[0] if mlflow else "", mlflow, self._generated("mlflow"))
         return out
+
+    def service_database_url(self, service: Literal["prefect", "mlflow"]) -> str | None:
+        """The PostgreSQL URL (``postgresql://``, database named) of ``service``'s server, or None for SQLite.
+
+        A per-service URL wins; else ``database_url``'s server with the database ``<name>_<service>`` (one
+        database each: both keep their schema version in an ``alembic_version`` table).
+        """
+        own = self.prefect_database_url if service == "prefect" else self.mlflow_database_url
+        if own is not None:
+            return _postgresql(own.get_secret_value())
+        if self.database_url is None:
+            return None
+        parts = urlsplit(_postgresql(self.database_url.get_secret_value()))
+        base = parts.path.strip("/") or "fedtwin"
+        return urlunsplit(parts._replace(path=f"/{base}_{service}"))
 
     # ------------------------------------------------------------------ secrets
     def credentials(self) -> dict[str, Any]:
@@ -403,6 +456,18 @@ def mask_url(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _postgresql(url: str) -> str:
+    """``url`` with the ``postgresql`` scheme (``postgres://`` is an alias SQLAlchemy 2 refuses)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+def with_driver(url: str, driver: str) -> str:
+    """A ``postgresql://`` URL for a SQLAlchemy driver: ``postgresql+<driver>://`` (e.g. asyncpg)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme=f"postgresql+{driver}"))
 
 
 def _without_password(url: str) -> str:

@@ -27,8 +27,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Literal
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from fedtwin.errors import FedtwinError, ServiceUnavailable
 from fedtwin.settings import (
@@ -38,6 +38,7 @@ from fedtwin.settings import (
     mask_url,
     read_credentials,
     service_address,
+    with_driver,
     write_credentials,
 )
 
@@ -149,6 +150,25 @@ def _kafka_ok(bootstrap: str, conf: dict[str, Any] | None = None) -> bool:
         return False
 
 
+def is_local_address(host: str) -> bool:
+    """Whether ``host`` is an address of this machine (so a server can listen on it), e.g. 127.0.0.1 or the
+    server machine's LAN address in a multi-machine setup; False for another machine's address."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for family, kind, proto, _, addr in infos:
+        try:
+            with socket.socket(family, kind, proto) as s:
+                s.bind((addr[0], 0))  # binding succeeds only on one of this machine's own addresses
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -216,8 +236,8 @@ def start_tansu(log: Path, timeout_s: float = 15.0) -> tuple[subprocess.Popen[by
     return proc, bootstrap
 
 
-def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
-    """redis-server on 127.0.0.1:port whose only user is the one of ``Settings.redis_auth``.
+def _redis_argv(settings: Settings, host: str, port: int, state: Path) -> list[str]:
+    """redis-server on host:port whose only user is the one of ``Settings.redis_auth``.
 
     The password goes into an ACL file (mode 0600, as its sha256), never onto the command line that
     ``ps`` shows to every local user.
@@ -242,7 +262,7 @@ def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
         "--port",
         str(port),
         "--bind",
-        "127.0.0.1",
+        host,
         "--aclfile",
         str(aclfile),
         # Durable by default: the append-only file keeps models, pointer, scorer state and plant control
@@ -277,6 +297,8 @@ def _mlflow_env(settings: Settings, state: Path) -> dict[str, str]:
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
     )
     return {
+        # In the environment, not on the command line: a PostgreSQL URL may hold a password.
+        "MLFLOW_BACKEND_STORE_URI": _mlflow_store(settings, state),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_AUTH_CONFIG_PATH": str(ini),
         # Used only when the admin user is created (first start); later starts keep the stored one.
@@ -285,11 +307,22 @@ def _mlflow_env(settings: Settings, state: Path) -> dict[str, str]:
     }
 
 
+def _mlflow_store(settings: Settings, state: Path) -> str:
+    """MLflow's backend store: PostgreSQL through psycopg2 (SQLAlchemy 2.1's default driver for a bare
+    ``postgresql://`` is psycopg 3, which fedtwin does not install), else a SQLite file in the state dir."""
+    database = _database(settings, "mlflow")
+    return with_driver(database, "psycopg2") if database else f"sqlite:///{state / 'mlflow.db'}"
+
+
 def _prefect_env(settings: Settings, prefect_home: Path) -> dict[str, str]:
     auth = settings.prefect_auth_string()
     if auth is None:
         raise FedtwinError("no Prefect credentials to start Prefect with: the credentials file lost them")
+    database = _database(settings, "prefect")
+    # Unset: Prefect's SQLite file under PREFECT_HOME. Prefect's server talks to PostgreSQL through asyncpg.
+    db = {"PREFECT_API_DATABASE_CONNECTION_URL": with_driver(database, "asyncpg")} if database else {}
     return {
+        **db,
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
@@ -299,6 +332,49 @@ def _prefect_env(settings: Settings, prefect_home: Path) -> dict[str, str]:
         # The server's own in-process clients (UI settings, background services) talk to its API too.
         "PREFECT_API_AUTH_STRING": auth,
     }
+
+
+def _database(settings: Settings, service: Literal["prefect", "mlflow"]) -> str | None:
+    """The service's PostgreSQL URL, its database created when missing; None when it keeps SQLite."""
+    url = settings.service_database_url(service)
+    if url is not None:
+        ensure_database(url)
+    return url
+
+
+def ensure_database(url: str, timeout_s: float = 10.0) -> bool:
+    """Create the database ``url`` names on its PostgreSQL server unless it exists; True when created.
+
+    Raises
+    ------
+    ServiceUnavailable
+        One line (password masked) when the server cannot be reached or refuses.
+    """
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(url)
+    name = parts.path.strip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    try:
+        conn = psycopg2.connect(admin, connect_timeout=int(timeout_s))
+    except psycopg2.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServiceUnavailable(f"PostgreSQL at {mask_url(admin)} is not reachable ({reason})") from exc
+    try:
+        conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is not None:
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    except psycopg2.Error as exc:
+        raise ServiceUnavailable(
+            f"could not create database {name!r} at {mask_url(admin)}: {str(exc).strip()}"
+        ) from exc
+    finally:
+        conn.close()
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -366,7 +442,7 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
             r.hostname or "127.0.0.1",
             r.port or 6379,
             lambda: _redis_ping(settings.redis_url, *settings.redis_auth()),
-            lambda: _redis_argv(settings, r.port or 6379, state),
+            lambda: _redis_argv(settings, r.hostname or "127.0.0.1", r.port or 6379, state),
             dict,
             15.0,
         ),
@@ -389,8 +465,6 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
                 str(m.port or 5000),
                 "--workers",
                 "1",
-                "--backend-store-uri",
-                f"sqlite:///{state / 'mlflow.db'}",
                 "--artifacts-destination",
                 str(artifacts),
             ],
@@ -570,7 +644,7 @@ def up(settings: Settings, only: tuple[str, ...] = SERVICES, echo: Callable[[str
         if why_not:
             echo(f"{name}: skipped, {why_not}")
             continue
-        if spec.host not in ("127.0.0.1", "localhost", "::1"):
+        if not is_local_address(spec.host):
             raise ServiceUnavailable(
                 f"{name} at {spec.address} is not reachable and is not local, so fedtwin cannot start it: "
                 f"start it or change its FEDTWIN_ setting"

@@ -359,3 +359,43 @@ def test_unknown_federated_strategy_is_refused_when_settings_load(monkeypatch: p
         "fedtwin: error: setting federated_strategy: Input should be 'fedavg', 'fedprox', 'fedadam', "
         "'fedmedian', 'fedtrimmedavg', 'krum' or 'ensemble' (set FEDTWIN_FEDERATED_STRATEGY)"
     )
+
+
+def test_database_url_gives_each_server_its_own_database_and_per_service_urls_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().service_database_url("prefect") is None  # SQLite by default
+    monkeypatch.setenv("FEDTWIN_DATABASE_URL", "postgres://ft:pw@db.example:5432")
+    s = Settings()
+    assert s.service_database_url("prefect") == "postgresql://ft:pw@db.example:5432/fedtwin_prefect"
+    assert s.service_database_url("mlflow") == "postgresql://ft:pw@db.example:5432/fedtwin_mlflow"
+    monkeypatch.setenv("FEDTWIN_DATABASE_URL", "postgresql://ft@db.example/plant7")
+    monkeypatch.setenv("FEDTWIN_MLFLOW_DATABASE_URL", "postgresql://ml@other:6543/tracking")
+    s = Settings()
+    assert s.service_database_url("prefect") == "postgresql://ft@db.example/plant7_prefect"
+    assert s.service_database_url("mlflow") == "postgresql://ml@other:6543/tracking"
+    monkeypatch.setenv("FEDTWIN_DATABASE_URL", "")
+    assert Settings().service_database_url("prefect") is None
+
+
+def test_database_urls_are_validated_and_their_passwords_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    for bad, field in [
+        ("mysql://u@h/db", "database_url"),
+        ("postgresql:///db", "database_url"),
+        ("postgresql://u@h:5432", "prefect_database_url"),  # a per-service URL names its database
+        ("postgresql://u@h/a/b", "mlflow_database_url"),
+    ]:
+        monkeypatch.setenv(f"FEDTWIN_{field.upper()}", bad)
+        with pytest.raises(ValidationError, match=field):
+            Settings()
+        monkeypatch.delenv(f"FEDTWIN_{field.upper()}")
+    monkeypatch.setenv("FEDTWIN_DATABASE_URL", "postgresql://ft:s3cret-pw@db:5432")
+    s = Settings()
+    shown = s.shown()
+    assert shown["database_url"] == "postgresql://ft:***@db:5432"
+    assert shown["mlflow_database_url"] == "none (SQLite)"
+    assert "s3cret-pw" not in str(shown) + repr(s)
+    with pytest.raises(ValidationError) as err:
+        Settings(database_url="mysql://ft:s3cret-pw@db/x")
+    message = err.value.errors()[0]["msg"]  # what the CLI prints
+    assert "postgresql://" in message and "ft:***@db" in message and "s3cret-pw" not in message
