@@ -106,6 +106,22 @@ class Settings(BaseSettings):
     chunk_s: float = Field(0.1, gt=0, description="Live plant chunk length (s)")
     federated_strategy: str = Field("fedadam", description="Aggregation rule used for the production model")
     federated_rounds: int = Field(60, ge=1, description="Federated rounds per training run")
+    site_executor: Literal["in_process", "prefect_tasks", "site_workers"] = Field(
+        "in_process",
+        description="Where each site's work runs: in this process, as Prefect tasks, or on each site's own "
+        "Prefect worker (`fedtwin site start`)",
+    )
+    site_timeout_s: float = Field(
+        300.0, gt=0, description="site_workers: a site run not finished after this long fails its round"
+    )
+    site_poll_s: float = Field(
+        1.0, gt=0, le=60, description="site_workers: poll interval of site workers and of the training flow"
+    )
+    site_result_block: str = Field(
+        "fedtwin-site-results",
+        pattern=r"^[a-z0-9-]+$",
+        description="site_workers: Prefect RedisDatabase block the site runs store their results in",
+    )
     alert_raise_windows: int = Field(2, ge=1, description="Consecutive faulty windows that raise an alert")
     alert_clear_windows: int = Field(3, ge=1, description="Consecutive healthy windows that clear an alert")
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted features that means drift")
