@@ -36,7 +36,8 @@ class CodecError(ValueError):
 
 
 def _encode_array(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a)
+    # (np.ascontiguousarray would turn a 0-d array into a 1-d one.)
+    a = a if a.flags.c_contiguous else a.copy(order="C")
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
     dtype = a.dtype.str
@@ -101,7 +102,7 @@ def _decode_array(spec: Any) -> np.ndarray:
         raise CodecError(f"array data is not base64: {exc}") from None
     if len(raw) != expected:
         raise CodecError(f"array data has {len(raw)} bytes, shape {shape} of {dtype} needs {expected}")
-    return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+    return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(tuple(shape)).copy()
 
 
 def from_plain(value: Any, depth: int = 0) -> Any:

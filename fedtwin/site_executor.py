@@ -51,32 +51,39 @@ class SiteRunError(RuntimeError):
     """A site's run did not produce a usable result (failed, timed out, result missing or invalid)."""
 
 
-def read_result_record(raw: bytes | None, max_bytes: int = codec.MAX_BYTES) -> Any:
-    """Decode a Prefect result record written by a site: JSON serializer only, value a codec payload.
+def read_result_record(raw: bytes | None, serializer_type: str | None, max_bytes: int = codec.MAX_BYTES) -> Any:
+    """Decode a result a site stored: JSON serializer only, the value a :mod:`federated.codec` payload.
 
     Parameters
     ----------
     raw : bytes or None
-        The stored record (``None``: the key is missing).
+        The stored bytes (``None``: the key is missing). With a storage block Prefect stores the serialized
+        value alone (its metadata travels in the run's state); a whole record (metadata and result) is
+        accepted too.
+    serializer_type : str or None
+        The serializer the run's state names; anything but ``"json"`` is refused (pickle would run code).
     """
     if raw is None:
         raise SiteRunError("result not found in the result storage (is the site's worker configured for it?)")
+    if serializer_type != "json":
+        raise SiteRunError(f"result serialized with {serializer_type!r}, not json; refusing to deserialize it")
     if len(raw) > max_bytes:
-        raise SiteRunError(f"result record of {len(raw)} bytes exceeds the limit of {max_bytes}")
+        raise SiteRunError(f"result of {len(raw)} bytes exceeds the limit of {max_bytes}")
     try:
-        record = json.loads(raw)
+        value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SiteRunError(f"result record is not JSON: {exc}") from None
-    serializer = record.get("metadata", {}).get("serializer", {}) if isinstance(record, dict) else {}
-    if not isinstance(serializer, dict) or serializer.get("type") != "json":
-        raise SiteRunError("result record is not JSON-serialized; refusing to deserialize it")
-    value = record.get("result")
-    # JSONSerializer stores the flow's return value as JSON text; the flow returns a codec payload (a str).
-    inner = json.loads(value) if isinstance(value, str) else None
-    if not isinstance(inner, str):
+        raise SiteRunError(f"result is not JSON: {exc}") from None
+    if isinstance(value, dict) and "metadata" in value:  # a whole record
+        meta = value["metadata"] if isinstance(value["metadata"], dict) else {}
+        if not isinstance(meta.get("serializer"), dict) or meta["serializer"].get("type") != "json":
+            raise SiteRunError("result record is not JSON-serialized; refusing to deserialize it")
+        inner = value.get("result")
+        value = json.loads(inner) if isinstance(inner, str) else None
+    # The site flow returns a codec payload (a str), which the JSON serializer stored as a JSON string.
+    if not isinstance(value, str):
         raise SiteRunError("result is not a site payload")
     try:
-        return codec.decode(inner, max_bytes)
+        return codec.decode(value, max_bytes)
     except codec.CodecError as exc:
         raise SiteRunError(f"invalid site result: {exc}") from None
 
@@ -176,7 +183,7 @@ class DeploymentExecutor:
             raise SiteRunError("site run completed without a persisted result")
         raw = self.redis.get(key)
         self.redis.delete(key)  # read once: results are not kept in Redis after the round took them
-        return read_result_record(raw)
+        return read_result_record(raw, getattr(getattr(state.data, "serializer", None), "type", None))
 
 
 def _cancel(flow_run_id: Any, state: Any) -> None:
@@ -218,14 +225,19 @@ def ensure_result_block(settings: Settings) -> str:
         parts = urlsplit(settings.redis_url)
         if parts.scheme not in ("redis", "rediss"):
             raise FedtwinError(f"site results need a redis:// or rediss:// URL, got {parts.scheme}://") from None
-        RedisDatabase(
+        block = RedisDatabase(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 6379,
             db=int(parts.path.strip("/") or 0),
             username=parts.username or None,
             password=settings.redis_password,
             ssl=parts.scheme == "rediss",
-        ).save(name)
+            key_ttl=24 * 3600,  # a result nobody read (coordinator gone) does not stay in Redis for ever
+        )
+        try:
+            block.save(name)
+        except ValueError:  # another site saved it meanwhile (sites starting together): theirs stands
+            RedisDatabase.load(name)
     return f"redis-database/{name}"
 
 
@@ -278,3 +290,31 @@ def start_site(
     pool = ensure_site_deployment(site)
     echo(f"site {site}: deployment {SITE_FLOW}/{site} on work pool {pool}, data in {data_dir.resolve()}")
     return worker_command(site, data_dir, settings, block)
+
+
+def wait_sites_ready(sites: Sequence[str], timeout_s: float = 120.0, poll_s: float = 0.5) -> None:
+    """Wait until every site has its deployment and a worker online on its pool (FedtwinError on timeout)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import WorkPoolStatus
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout_s
+    waiting = list(sites)
+    with get_client(sync_client=True) as client:
+        while waiting:
+            still = []
+            for site in waiting:
+                try:
+                    client.read_deployment_by_name(f"{SITE_FLOW}/{site}")
+                    ready = client.read_work_pool(pool_name(site)).status == WorkPoolStatus.READY
+                except ObjectNotFound:
+                    ready = False
+                if not ready:
+                    still.append(site)
+            waiting = still
+            if waiting and time.monotonic() > deadline:
+                raise FedtwinError(f"site workers not ready after {timeout_s:g} s: {', '.join(waiting)}")
+            if waiting:
+                time.sleep(poll_s)
