@@ -46,6 +46,39 @@ class ClientResult:
     metrics: dict[str, float] = field(default_factory=dict)
     client_id: str = ""
 
+    def to_plain(self) -> dict[str, Any]:
+        """Plain data (arrays, numbers, strings) a remote executor can move with a safe codec."""
+        return {
+            "params": [np.asarray(p) for p in self.params],
+            "num_examples": self.num_examples,
+            "metrics": dict(self.metrics),
+            "client_id": self.client_id,
+        }
+
+    @classmethod
+    def from_plain(cls, data: Any) -> ClientResult:
+        """Inverse of :meth:`to_plain`; raises ValueError naming what is missing or of the wrong kind.
+
+        Values are kept as sent (no casting), so :meth:`Strategy.screen_results` still sees a NaN, a wrong
+        shape or a bad count and rejects the update with its reason.
+        """
+        if isinstance(data, ClientResult):
+            return data
+        if not isinstance(data, Mapping):
+            raise ValueError(f"result is {type(data).__name__}, not a mapping")
+        missing = sorted({"params", "num_examples"} - set(data))
+        if missing:
+            raise ValueError(f"result lacks {', '.join(missing)}")
+        params, metrics = data["params"], data.get("metrics", {})
+        if not isinstance(params, list | tuple) or not isinstance(metrics, Mapping):
+            raise ValueError("result params must be a list of arrays and metrics a mapping")
+        return cls(
+            [np.asarray(p) for p in params],
+            data["num_examples"],
+            {str(k): v for k, v in metrics.items()},
+            str(data.get("client_id", "")),
+        )
+
 
 def validate_client(data: ClientData, n_features: int, n_faults: int | None = None) -> str | None:
     """Why the client cannot train (no data, single class, wrong shape, non-finite), or None if valid."""

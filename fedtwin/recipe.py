@@ -9,21 +9,16 @@ Redis or MLflow. The data sets live in fedtwin.datasets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from federated.baseline import (
-    BASELINE_TARGETS,
-    local_gram,
-    local_residual_ss,
-    set_residual_scale,
-    solve_baseline,
-)
+from federated.baseline import BASELINE_TARGETS
 from federated.client import ClientData
-from federated.model import FaultClassifier, get_parameters, model_config, set_parameters
-from federated.server import FederatedHistory, run_federated
+from federated.executor import InProcessExecutor, SiteExecutor
+from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, train_local
+from federated.server import FederatedHistory, build_initial_model, run_rounds, validate_sites
 from federated.stats import local_stats, mean_std, merge_stats
 from federated.strategy import STRATEGIES, Strategy, make_strategy
 from fedtwin.features import FEATURE_NAMES
@@ -83,6 +78,15 @@ DEFAULT_STRATEGY_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
+def new_model(
+    seed: int = 0, feature_names: Sequence[str] = FEATURE_NAMES, **model_kwargs: Any
+) -> FaultClassifier:
+    """The recipe's classifier (``DEFAULT_MODEL`` overridden by ``model_kwargs``), not yet initialised."""
+    return FaultClassifier(
+        **{**DEFAULT_MODEL, **model_kwargs}, feature_names=tuple(feature_names), random_state=seed
+    )
+
+
 def initial_model(
     clients: Mapping[str, ClientData],
     seed: int = 0,
@@ -91,25 +95,15 @@ def initial_model(
     baseline_targets: Sequence[str] = BASELINE_TARGETS,
     **model_kwargs: Any,
 ) -> FaultClassifier:
-    """Global model at round 0 from client statistics only: healthy baseline (Gram sums), then the scaler of
-    the augmented input (count, sum, sum of squares), then fresh weights."""
-    names = list(feature_names)
-    model = FaultClassifier(
-        **{**DEFAULT_MODEL, **model_kwargs}, feature_names=tuple(names), random_state=seed
+    """Round-0 model from in-memory clients' statistics (:func:`federated.server.build_initial_model`)."""
+    model, _, excluded = build_initial_model(
+        new_model(seed, feature_names, **model_kwargs),
+        InProcessExecutor(clients),
+        list(clients),
+        baseline_targets=baseline_targets if use_baseline else None,
     )
-    baseline = None
-    if use_baseline:
-        targets = tuple(baseline_targets)
-        base = solve_baseline(
-            (local_gram(c.X, c.Y, names, targets=targets) for c in clients.values()), targets=targets
-        )
-        baseline = set_residual_scale(
-            base, [local_residual_ss(c.X, c.Y, names, base) for c in clients.values()]
-        )
-    model.initialize(len(names), None, None, baseline)
-    model.mean_, model.scale_ = mean_std(
-        merge_stats(local_stats(model.augment(c.X)) for c in clients.values())
-    )
+    if excluded:
+        raise ValueError(f"round-0 statistics failed at {sorted(excluded)}: {excluded}")
     return model
 
 
@@ -120,35 +114,57 @@ def train_centralised(
     model = initial_model(clients, seed, **model_kwargs)
     X = np.vstack([c.X for c in clients.values()])
     Y = np.vstack([c.Y for c in clients.values()])
-    from federated.model import train_local
-
     train_local(model, X, Y, epochs=epochs, seed=seed)
     return model
 
 
 def train_strategy(
     name: str,
-    clients: Mapping[str, ClientData],
+    clients: Mapping[str, ClientData] | SiteExecutor,
     *,
+    sites: Sequence[str] | None = None,
     rounds: int = 30,
     seed: int = 0,
     fit_config: Mapping[str, Any] | None = None,
     strategy_kwargs: Mapping[str, Any] | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     centralised_epochs: int = 60,
-    **run_kwargs: Any,
+    timeout_s: float | None = None,
+    max_workers: int | None = None,
+    on_quorum_failure: str = "raise",
+    evaluate_fn: Callable[[list[np.ndarray], int], Mapping[str, float]] | None = None,
 ) -> tuple[FaultClassifier, FederatedHistory | None]:
     """Train one strategy (``fedavg`` ... ``krum``, ``ensemble``, ``centralised``); returns model, history.
 
-    ``ensemble`` runs one round in which every site trains and calibrates its own fault head with
-    ``local_epochs`` defaulting to ``centralised_epochs``.
+    ``clients`` is the sites' data in memory (benchmark, tests) or an executor that reaches ``sites`` (the
+    training flow's Prefect tasks, site deployments): either way the same run of
+    :mod:`federated.server`: validate the sites, build the round-0 model from their statistics, run the
+    rounds. ``ensemble`` runs one round in which every site trains and calibrates its own fault head with
+    ``local_epochs`` defaulting to ``centralised_epochs``. ``centralised`` pools the rows, so it needs them
+    in memory.
     """
     model_kwargs = dict(model_kwargs or {})
     if name == "centralised":
+        if not isinstance(clients, Mapping):
+            raise ValueError("strategy 'centralised' pools the rows: it needs the sites' data in memory")
         return train_centralised(clients, seed, centralised_epochs, **model_kwargs), None
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; known: {[*STRATEGIES, 'centralised']}")
-    model = initial_model(clients, seed, **model_kwargs)
+    if isinstance(clients, Mapping):
+        executor: SiteExecutor = InProcessExecutor(clients, max_workers)
+        sites = list(clients) if sites is None else list(sites)
+    elif sites is None:
+        raise ValueError("train_strategy with an executor needs the site ids (sites=...)")
+    else:
+        executor = clients
+    use_baseline = bool(model_kwargs.pop("use_baseline", True))
+    targets = tuple(model_kwargs.pop("baseline_targets", BASELINE_TARGETS)) if use_baseline else None
+    model = new_model(seed, **model_kwargs)
+    n_features, n_faults = len(model.feature_names or ()), len(model.fault_names)
+    active, excluded = validate_sites(executor, sites, n_features, n_faults, timeout_s)
+    model, active, failed = build_initial_model(
+        model, executor, active, baseline_targets=targets, timeout_s=timeout_s
+    )
     strategy, rounds = make_configured_strategy(
         name,
         model,
@@ -158,7 +174,17 @@ def train_strategy(
         strategy_kwargs=strategy_kwargs,
         expert_epochs=centralised_epochs,
     )
-    history = run_federated(strategy, clients, rounds, get_parameters(model), **run_kwargs)
+    history = run_rounds(
+        strategy,
+        executor,
+        active,
+        rounds,
+        get_parameters(model),
+        timeout_s=timeout_s,
+        on_quorum_failure=on_quorum_failure,
+        evaluate_fn=evaluate_fn,
+        excluded={**excluded, **failed},
+    )
     set_parameters(model, history.params)
     return model, history
 

@@ -6,6 +6,8 @@ only feature statistics, parameters, counts and scalar metrics come back to the 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,12 @@ from typing import Any
 import numpy as np
 from prefect import get_run_logger, task
 
+from federated.client import ClientData
+from federated.executor import SiteCall, failure_reason
+from federated.model import to_arrays
+from federated.server import FederatedHistory
+from federated.site import run_site_op
+from federated.strategy import ClientFailure
 from fedtwin.datasets import (
     SweepConfig,
     load_windows,
@@ -24,6 +32,7 @@ from fedtwin.datasets import (
 )
 from fedtwin.errors import DataValidationError
 from fedtwin.features import FEATURE_NAMES
+from fedtwin.recipe import train_strategy
 from plant_models import FAULTS
 
 
@@ -77,46 +86,76 @@ def validate_site(summary: SiteSummary, faults: list[str]) -> dict[str, Any]:
     return {"site": summary.site, "rows": summary.rows, **outcome.stats}
 
 
-def _site_xy(summary: SiteSummary) -> tuple[np.ndarray, np.ndarray]:
+def _site_data(summary: SiteSummary) -> ClientData:
     lw = load_windows(summary.path)
-    return lw.X, lw.Y
+    return ClientData(lw.X, lw.Y.astype(float), summary.site)
+
+
+# One task per site and operation so the Prefect UI shows each; the bodies are the same site-side dispatch
+# every executor runs (federated.site.run_site_op), reading the site's own file.
+@task(task_run_name="check-{summary.site}")
+def site_check(summary: SiteSummary, call: SiteCall) -> dict[str, Any]:
+    """Whether the site's data can train (shape, finiteness, both classes), never rows."""
+    return run_site_op(call, _site_data(summary))
 
 
 @task(task_run_name="gram-{summary.site}")
-def site_gram(summary: SiteSummary) -> dict[str, np.ndarray]:
+def site_gram(summary: SiteSummary, call: SiteCall) -> dict[str, Any]:
     """Sums of the site's healthy-baseline regression (normal equations), not rows."""
-    from federated.baseline import local_gram
-
-    return local_gram(*_site_xy(summary), list(FEATURE_NAMES))
+    return run_site_op(call, _site_data(summary))
 
 
 @task(task_run_name="residuals-{summary.site}")
-def site_residual_ss(summary: SiteSummary, baseline: Any) -> dict[str, np.ndarray]:
+def site_residual_ss(summary: SiteSummary, call: SiteCall) -> dict[str, Any]:
     """Sum of squared healthy residuals per baseline target at the site."""
-    from federated.baseline import local_residual_ss
-
-    return local_residual_ss(*_site_xy(summary), list(FEATURE_NAMES), baseline)
+    return run_site_op(call, _site_data(summary))
 
 
 @task(task_run_name="stats-{summary.site}")
-def site_stats(summary: SiteSummary, config: dict[str, Any], params: list[np.ndarray]) -> dict[str, Any]:
+def site_stats(summary: SiteSummary, call: SiteCall) -> dict[str, Any]:
     """Per-column count, sum and sum of squares of the site's model inputs (federated scaling)."""
-    from federated.model import model_from_config
-    from federated.stats import local_stats
-
-    model = model_from_config(config, params)
-    return local_stats(model.augment(_site_xy(summary)[0])).to_dict()
+    return run_site_op(call, _site_data(summary))
 
 
-@task(task_run_name="update-{summary.site}-r{server_round}", retries=2, retry_delay_seconds=1)
-def site_update(
-    summary: SiteSummary, server_round: int, params: list[np.ndarray], config: dict[str, Any]
-) -> Any:
+@task(task_run_name="update-{summary.site}-r{call.server_round}", retries=2, retry_delay_seconds=1)
+def site_update(summary: SiteSummary, call: SiteCall) -> dict[str, Any]:
     """One site's local training on its own data; returns parameters, count and scalar metrics only."""
-    from federated.client import ClientData, client_update
+    return run_site_op(call, _site_data(summary))
 
-    X, Y = _site_xy(summary)
-    return client_update(params, ClientData(X, Y.astype(float), summary.site), config)
+
+_SITE_TASKS = {
+    "validate": site_check,
+    "gram": site_gram,
+    "residual_ss": site_residual_ss,
+    "stats": site_stats,
+    "update": site_update,
+}
+
+
+class PrefectTaskExecutor:
+    """Runs each site call as a Prefect task reading the site's file (the training flow's executor)."""
+
+    def __init__(self, sites: Mapping[str, SiteSummary]) -> None:
+        self.sites = dict(sites)
+
+    def run(
+        self, calls: Sequence[SiteCall], timeout_s: float | None = None
+    ) -> tuple[dict[str, Any], list[ClientFailure]]:
+        """Submit every call, then collect; a task that fails after its retries or times out is a failure."""
+        futures = [(c.site, _SITE_TASKS[c.op].submit(self.sites[c.site], c)) for c in calls]
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        results: dict[str, Any] = {}
+        failures: list[ClientFailure] = []
+        for site, fut in futures:
+            fut.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if not fut.state.is_final():
+                failures.append(ClientFailure(site, f"timed out after {timeout_s:g} s"))
+                continue
+            try:
+                results[site] = fut.result()
+            except Exception as exc:  # one site down must not end the run; the quorum decides
+                failures.append(ClientFailure(site, failure_reason(exc)))
+        return results, failures
 
 
 @task
@@ -141,62 +180,32 @@ def scalar_metrics(report: dict[str, Any]) -> dict[str, float]:
     return {k.replace("+", "__"): v for k, v in out.items()}
 
 
-def federate(
-    strategy_name: str,
-    sites: dict[str, SiteSummary],
-    rounds: int,
-    seed: int = 0,
-) -> tuple[dict[str, np.ndarray], dict[str, Any], list[dict[str, float]]]:
-    """Federated training inside a flow: scaling from site statistics, then per round one task per site.
-
-    A site whose task fails (after its retries) is a failure of that round; the strategy's quorum decides
-    whether the round counts. Returns the model as arrays + metadata and a per-round history.
-    """
-    from federated.baseline import set_residual_scale, solve_baseline
-    from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, to_arrays
-    from federated.stats import FeatureStats, mean_std, merge_stats
-    from federated.strategy import ClientFailure
-    from fedtwin.recipe import DEFAULT_MODEL, make_configured_strategy
-
-    logger = get_run_logger()
-    names = list(FEATURE_NAMES)
-    # Round 0 from site statistics only: healthy baseline (normal equations), its residual scale, the scaler.
-    baseline = solve_baseline(f.result() for f in [site_gram.submit(x) for x in sites.values()])
-    ss = [f.result() for f in [site_residual_ss.submit(x, baseline) for x in sites.values()]]
-    model = FaultClassifier(
-        **DEFAULT_MODEL, feature_names=tuple(names), fault_names=FAULTS, random_state=seed
-    )
-    model.initialize(len(names), None, None, set_residual_scale(baseline, ss))
-    cfg0, p0 = model_config(model), get_parameters(model)
-    futures0 = [site_stats.submit(x, cfg0, p0) for x in sites.values()]
-    stats = [FeatureStats.from_dict(f.result()) for f in futures0]
-    model.mean_, model.scale_ = mean_std(merge_stats(stats))
-    # The same recipe the federated benchmark measures (per-rule options, the ensemble's single round).
-    strategy, rounds = make_configured_strategy(
-        strategy_name, model, rounds, seed=seed, min_fit_clients=min(2, len(sites))
-    )
-    params = get_parameters(model)
-    history: list[dict[str, float]] = []
-    for rnd in range(1, rounds + 1):
-        instructions = strategy.configure_fit(rnd, params, list(sites))
-        futures = {
-            i.client_id: site_update.submit(sites[i.client_id], rnd, i.params, i.config) for i in instructions
+def round_rows(history: FederatedHistory | None) -> list[dict[str, float]]:
+    """Per-round scalars logged with a strategy's run: training loss, sites used, failures."""
+    return [
+        {
+            "train_loss": r.metrics.get("train_loss", float("nan")),
+            "clients": float(r.n_results),
+            "failures": float(len(r.failures)),
         }
-        results, failures = [], []
-        for cid, fut in futures.items():
-            try:
-                results.append(fut.result())
-            except Exception as exc:  # one site down must not end the run; the quorum decides
-                failures.append(ClientFailure(cid, f"{type(exc).__name__}: {exc}"))
-        params = strategy.aggregate_fit(rnd, results, failures, global_params=params)
-        w = np.array([r.num_examples for r in results], dtype=float)
-        loss = float(np.average([r.metrics.get("train_loss", np.nan) for r in results], weights=w))
-        history.append({"train_loss": loss, "clients": float(len(results)), "failures": float(len(failures))})
-        logger.info(
-            "round %d/%d: %d sites, %d failed, loss %.4f", rnd, rounds, len(results), len(failures), loss
-        )
-    set_parameters(model, params)
+        for r in (history.rounds if history is not None else [])
+    ]
+
+
+def federate(
+    strategy_name: str, sites: dict[str, SiteSummary], rounds: int, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, Any], list[dict[str, float]]]:
+    """Federated training of one strategy: the benchmark's run (fedtwin.recipe.train_strategy), each site
+    call a Prefect task. Returns the model as arrays + metadata and a per-round history."""
+    model, history = train_strategy(
+        strategy_name,
+        PrefectTaskExecutor(sites),
+        sites=list(sites),
+        rounds=rounds,
+        seed=seed,
+        strategy_kwargs={"min_fit_clients": min(2, len(sites))},
+    )
     arrays, meta = to_arrays(model)
     meta["strategy"] = strategy_name
     meta["faults"] = list(FAULTS)
-    return arrays, meta, history
+    return arrays, meta, round_rows(history)
