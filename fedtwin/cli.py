@@ -159,7 +159,8 @@ def train(
 def site_start(
     site: Annotated[str, typer.Option("--site", help="Site id (e.g. leak-site0)")],
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="The site's own data directory (default: data_dir/sites)")
+        Path | None,
+        typer.Option("--data-dir", help="The site's own data directory (default: data_dir/sites)"),
     ] = None,
 ) -> None:
     """Create the site's work pool and deployment if missing, then run its worker (Ctrl-C stops it)."""

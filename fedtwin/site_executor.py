@@ -15,6 +15,7 @@ site is not trusted that far. Only a JSON record whose value is a :mod:`federate
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -33,6 +34,7 @@ from fedtwin.sites import DatasetSpec, request_payload
 
 if TYPE_CHECKING:
     import redis
+    from prefect.client.schemas.objects import FlowRun, State
 
     from fedtwin.settings import Settings
 
@@ -51,7 +53,9 @@ class SiteRunError(RuntimeError):
     """A site's run did not produce a usable result (failed, timed out, result missing or invalid)."""
 
 
-def read_result_record(raw: bytes | None, serializer_type: str | None, max_bytes: int = codec.MAX_BYTES) -> Any:
+def read_result_record(
+    raw: bytes | None, serializer_type: str | None, max_bytes: int = codec.MAX_BYTES
+) -> Any:
     """Decode a result a site stored: JSON serializer only, the value a :mod:`federated.codec` payload.
 
     Parameters
@@ -66,7 +70,9 @@ def read_result_record(raw: bytes | None, serializer_type: str | None, max_bytes
     if raw is None:
         raise SiteRunError("result not found in the result storage (is the site's worker configured for it?)")
     if serializer_type != "json":
-        raise SiteRunError(f"result serialized with {serializer_type!r}, not json; refusing to deserialize it")
+        raise SiteRunError(
+            f"result serialized with {serializer_type!r}, not json; refusing to deserialize it"
+        )
     if len(raw) > max_bytes:
         raise SiteRunError(f"result of {len(raw)} bytes exceeds the limit of {max_bytes}")
     try:
@@ -159,7 +165,7 @@ class DeploymentExecutor:
             "payload": request_payload(call, self.dataset),
         }
         try:
-            run = run_deployment(
+            run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync here: never a coroutine
                 f"{SITE_FLOW}/{call.site}",
                 parameters=params,
                 timeout=timeout,
@@ -169,12 +175,15 @@ class DeploymentExecutor:
             )
         except ObjectNotFound:
             raise SiteRunError(
-                f"no deployment {SITE_FLOW}/{call.site}: start the site with `fedtwin site start --site {call.site}`"
+                f"no deployment {SITE_FLOW}/{call.site}: "
+                f"start the site with `fedtwin site start --site {call.site}`"
             ) from None
         state = run.state
         if state is None or not state.is_final():
             _cancel(run.id, state)
-            where = "no worker picked it up" if state is not None and state.is_scheduled() else "still running"
+            where = (
+                "no worker picked it up" if state is not None and state.is_scheduled() else "still running"
+            )
             raise SiteRunError(f"timed out after {timeout:g} s ({where}); run {run.id} cancelled")
         if not state.is_completed():
             raise SiteRunError(f"site run {state.name}: {state.message or 'no message'}")
@@ -191,7 +200,8 @@ def _cancel(flow_run_id: Any, state: Any) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled, Cancelling
 
-    new = Cancelled() if state is None or state.is_scheduled() or state.is_pending() else Cancelling()
+    waiting = state is None or state.is_scheduled() or state.is_pending()
+    new: State[Any] = Cancelled() if waiting else Cancelling()
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, new, force=True)
 
@@ -224,7 +234,9 @@ def ensure_result_block(settings: Settings) -> str:
     except ValueError:  # not saved yet
         parts = urlsplit(settings.redis_url)
         if parts.scheme not in ("redis", "rediss"):
-            raise FedtwinError(f"site results need a redis:// or rediss:// URL, got {parts.scheme}://") from None
+            raise FedtwinError(
+                f"site results need a redis:// or rediss:// URL, got {parts.scheme}://"
+            ) from None
         block = RedisDatabase(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 6379,
@@ -249,11 +261,8 @@ def ensure_site_deployment(site: str) -> str:
     from prefect.exceptions import ObjectAlreadyExists
 
     pool = pool_name(site)
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        except ObjectAlreadyExists:
-            pass
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     site_flow = flow.from_source(source=str(PROJECT_ROOT), entrypoint=ENTRYPOINT)
     site_flow.deploy(  # type: ignore[union-attr]
         name=site, work_pool_name=pool, build=False, push=False, print_next_steps=False
@@ -261,7 +270,9 @@ def ensure_site_deployment(site: str) -> str:
     return pool
 
 
-def worker_command(site: str, data_dir: Path, settings: Settings, block_slug: str) -> tuple[list[str], dict[str, str]]:
+def worker_command(
+    site: str, data_dir: Path, settings: Settings, block_slug: str
+) -> tuple[list[str], dict[str, str]]:
     """The ``prefect worker start`` command line and environment of a site's worker."""
     env = dict(os.environ)
     env.update(

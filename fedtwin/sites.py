@@ -1,10 +1,11 @@
 """A site's side of a remote site call: its own data (simulated or loaded, validated once) and one operation.
 
-The site-round flow (``flows/site.py``) is a thin wrapper around :func:`answer`: the coordinator sends the site
-id, the operation, the round and a payload made by :mod:`federated.codec` (the call's arguments plus the data
-set to use); the site decodes and checks it, loads or simulates its rows from its own data directory, checks
-them with the same Great Expectations suite as the training flow (once per data file, remembered beside it),
-runs :func:`federated.site.run_site_op` and answers with an encoded payload of plain data. No Prefect here.
+The site-round flow (``flows/site.py``) is a thin wrapper around :func:`answer`: the coordinator sends the
+site id, the operation, the round and a payload made by :mod:`federated.codec` (the call's arguments plus the
+data set to use); the site decodes and checks it, loads or simulates its rows from its own data directory,
+checks them with the same Great Expectations suite as the training flow (once per data file, remembered
+beside it), runs :func:`federated.site.run_site_op` and answers with an encoded payload of plain data. No
+Prefect here.
 """
 
 from __future__ import annotations
@@ -55,12 +56,17 @@ class DatasetSpec:
 
     def to_plain(self) -> dict[str, Any]:
         """The spec as plain data (what travels in the payload)."""
-        return {"profile": self.profile, "speed_rpm": self.speed_rpm, "load_area_factor": self.load_area_factor}
+        return {
+            "profile": self.profile,
+            "speed_rpm": self.speed_rpm,
+            "load_area_factor": self.load_area_factor,
+        }
 
     @property
     def key(self) -> str:
         """Directory name of this data set under the site's data directory."""
-        return f"{self.profile}-{self.speed_rpm:g}rpm-{self.load_area_factor:g}load-seed{get_profile(self.profile).seed}"
+        seed = get_profile(self.profile).seed
+        return f"{self.profile}-{self.speed_rpm:g}rpm-{self.load_area_factor:g}load-seed{seed}"
 
 
 def request_payload(call: SiteCall, dataset: DatasetSpec) -> str:
@@ -77,7 +83,7 @@ def parse_request(site: str, op: str, server_round: int, payload: str) -> tuple[
     body = codec.decode(payload)
     if not isinstance(body, dict) or body.get("v") != WIRE_VERSION or not isinstance(body.get("args"), dict):
         raise ValueError(f"payload must be {{'v': {WIRE_VERSION}, 'args': {{...}}, 'dataset': {{...}}}}")
-    return SiteCall(site, op, server_round, body["args"]), DatasetSpec.from_plain(body.get("dataset"))  # type: ignore[arg-type]
+    return SiteCall(site, op, server_round, body["args"]), DatasetSpec.from_plain(body.get("dataset"))
 
 
 def _sha256(path: Path) -> str:
@@ -128,7 +134,7 @@ def site_windows(site: str, spec: DatasetSpec, data_dir: Path) -> LabelledWindow
     lw = load_windows(path)
     if not marker.exists() or json.loads(marker.read_text()).get("sha256") != digest:
         _validate(site, lw)
-        marker.write_text(json.dumps({"sha256": digest, "rows": int(len(lw.X))}))
+        marker.write_text(json.dumps({"sha256": digest, "rows": len(lw.X)}))
     return lw
 
 

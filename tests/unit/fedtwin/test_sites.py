@@ -29,7 +29,12 @@ def test_request_round_trip_carries_args_and_dataset() -> None:
         ("rm -rf", 0, {"v": 1, "args": {}, "dataset": SPEC.to_plain()}, "unknown site operation"),
         ("gram", -1, {"v": 1, "args": {}, "dataset": SPEC.to_plain()}, "non-negative"),
         ("gram", 0, {"v": 2, "args": {}, "dataset": SPEC.to_plain()}, "payload must be"),
-        ("gram", 0, {"v": 1, "args": {}, "dataset": {**SPEC.to_plain(), "profile": "huge"}}, "unknown training"),
+        (
+            "gram",
+            0,
+            {"v": 1, "args": {}, "dataset": {**SPEC.to_plain(), "profile": "huge"}},
+            "unknown training",
+        ),
         ("gram", 0, {"v": 1, "args": {}, "dataset": {**SPEC.to_plain(), "speed_rpm": 1e9}}, "out of range"),
         ("gram", 0, {"v": 1, "args": {}, "dataset": {**SPEC.to_plain(), "path": "/etc"}}, "exactly"),
     ],
@@ -68,7 +73,11 @@ def test_read_result_accepts_a_whole_record_too() -> None:
         (b"{not json", "json", "not JSON"),
         (_stored({"a": 1}), "json", "not a site payload"),
         (_stored('{"$nd": ["|O", [1], ""]}'), "json", "invalid site result"),
-        (json.dumps({"metadata": {"serializer": {"type": "pickle"}}, "result": "x"}).encode(), "json", "refusing"),
+        (
+            json.dumps({"metadata": {"serializer": {"type": "pickle"}}, "result": "x"}).encode(),
+            "json",
+            "refusing",
+        ),
     ],
 )
 def test_read_result_refuses_anything_else(raw: bytes | None, serializer: str, reason: str) -> None:
