@@ -106,10 +106,11 @@ class Settings(BaseSettings):
     chunk_s: float = Field(0.1, gt=0, description="Live plant chunk length (s)")
     federated_strategy: str = Field("fedadam", description="Aggregation rule used for the production model")
     federated_rounds: int = Field(60, ge=1, description="Federated rounds per training run")
-    site_executor: Literal["in_process", "prefect_tasks", "site_workers"] = Field(
+    site_executor: Literal["in_process", "site_workers"] = Field(
         "in_process",
-        description="Where each site's work runs: in this process, as Prefect tasks, or on each site's own "
-        "Prefect worker (`fedtwin site start`)",
+        description="Where the training flow runs each site's work: in_process (a Prefect task of the run, "
+        "in its own process) or site_workers (a run of the site's deployment on its own worker, "
+        "`fedtwin site start`)",
     )
     site_timeout_s: float = Field(
         300.0, gt=0, description="site_workers: a site run not finished after this long fails its round"
