@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 
     from fedtwin.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 SITE_FLOW = "fedtwin-site-round"
 #: The project root: the deployments' source (the worker runs the flow from this checkout).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +54,15 @@ def pool_name(site: str) -> str:
 
 
 class SiteRunError(RuntimeError):
-    """A site's run did not produce a usable result (failed, timed out, result missing or invalid)."""
+    """A site's run did not produce a usable result (failed, timed out, result missing or invalid).
+
+    ``retryable``: the infrastructure failed (the run crashed before or outside the site's code), so the same
+    call may be started again.
+    """
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def read_result_record(
@@ -111,6 +123,9 @@ class DeploymentExecutor:
         Timeout of a call when the round loop gives none: a run never waits forever.
     poll_s : float
         How often a waiting call asks the API for its run's state.
+    retries : int
+        New runs of a call whose run crashed (worker could not start it) or whose API request failed, while
+        the call's timeout lasts; a run that failed in the site's code is not retried.
     """
 
     def __init__(
@@ -119,11 +134,13 @@ class DeploymentExecutor:
         redis_client: redis.Redis,
         default_timeout_s: float = 300.0,
         poll_s: float = 1.0,
+        retries: int = 2,
     ) -> None:
         self.dataset = dataset
         self.redis = redis_client
         self.default_timeout_s = default_timeout_s
         self.poll_s = poll_s
+        self.retries = retries
 
     def run(
         self, calls: Sequence[SiteCall], timeout_s: float | None = None
@@ -138,7 +155,7 @@ class DeploymentExecutor:
 
         def one(call: SiteCall) -> None:
             try:
-                res = self._call(call, timeout)
+                res = self._call_retrying(call, timeout)
             except Exception as exc:  # a site's failure must not take the round down: the quorum decides
                 with lock:
                     failures.append(ClientFailure(call.site, _reason(exc)))
@@ -153,6 +170,23 @@ class DeploymentExecutor:
         order = {c.site: k for k, c in enumerate(calls)}
         failures.sort(key=lambda f: order[f.client_id])
         return {c.site: results[c.site] for c in calls if c.site in results}, failures
+
+    def _call_retrying(self, call: SiteCall, timeout: float) -> Any:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        for attempt in range(self.retries + 1):
+            left = deadline - time.monotonic()
+            try:
+                return self._call(call, left)
+            except (SiteRunError, httpx.HTTPError) as exc:
+                retryable = getattr(exc, "retryable", True)  # an HTTP error: the API, not the site
+                if not retryable or attempt == self.retries or deadline - time.monotonic() < self.poll_s:
+                    raise
+                logger.warning(
+                    "site %s %s r%d: %s; starting it again", call.site, call.op, call.server_round, exc
+                )
+        raise AssertionError("unreachable")
 
     def _call(self, call: SiteCall, timeout: float) -> Any:
         from prefect.deployments import run_deployment
@@ -186,7 +220,7 @@ class DeploymentExecutor:
             )
             raise SiteRunError(f"timed out after {timeout:g} s ({where}); run {run.id} cancelled")
         if not state.is_completed():
-            raise SiteRunError(f"site run {state.name}: {state.message or 'no message'}")
+            raise SiteRunError(f"site run {state.name}: {state.message or 'no message'}", state.is_crashed())
         key = getattr(state.data, "storage_key", None)
         if not isinstance(key, str) or not key:
             raise SiteRunError("site run completed without a persisted result")
@@ -305,8 +339,6 @@ def start_site(
 
 def wait_sites_ready(sites: Sequence[str], timeout_s: float = 120.0, poll_s: float = 0.5) -> None:
     """Wait until every site has its deployment and a worker online on its pool (FedtwinError on timeout)."""
-    import time
-
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import WorkPoolStatus
     from prefect.exceptions import ObjectNotFound

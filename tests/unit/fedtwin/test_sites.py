@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from federated import codec
 from federated.executor import SiteCall
+from fedtwin.datasets import load_windows, save_windows
+from fedtwin.errors import DataValidationError, FedtwinError
 from fedtwin.site_executor import SiteRunError, read_result_record
-from fedtwin.sites import DatasetSpec, parse_request, request_payload
+from fedtwin.sites import DatasetSpec, answer, parse_request, request_payload, site_windows
 
 SPEC = DatasetSpec("demo", 958.0, 1.0)
 
@@ -83,3 +86,50 @@ def test_read_result_accepts_a_whole_record_too() -> None:
 def test_read_result_refuses_anything_else(raw: bytes | None, serializer: str, reason: str) -> None:
     with pytest.raises(SiteRunError, match=reason):
         read_result_record(raw, serializer)
+
+
+def test_site_settings_are_checked_when_settings_load() -> None:
+    from pydantic import ValidationError
+
+    from fedtwin.settings import Settings
+
+    with pytest.raises(ValidationError, match="site_executor"):
+        Settings(site_executor="sites")
+    with pytest.raises(ValidationError, match="site_timeout_s"):
+        Settings(site_timeout_s=0)
+    assert Settings().site_executor == "in_process"
+
+
+@pytest.mark.parametrize(
+    ("site", "reason"), [("../etc", "invalid site id"), ("nosuch-site0", "not in profile")]
+)
+def test_a_site_refuses_ids_it_cannot_hold(tmp_path: Path, site: str, reason: str) -> None:
+    with pytest.raises((ValueError, FedtwinError), match=reason):
+        site_windows(site, SPEC, tmp_path)
+
+
+def test_a_site_answers_from_its_own_directory_and_validates_each_file_once(tmp_path: Path) -> None:
+    from federated.baseline import BASELINE_TARGETS
+    from fedtwin.features import FEATURE_NAMES
+
+    site = "leak-site0"
+    call = SiteCall(
+        site, "gram", 0, {"feature_names": list(FEATURE_NAMES), "targets": list(BASELINE_TARGETS)}
+    )
+    out = codec.decode(answer(site, "gram", 0, request_payload(call, SPEC), tmp_path))
+    assert set(out) == {"gram", "cross", "count"} and float(out["count"]) > 0  # sums, not rows
+    path = tmp_path / SPEC.key / f"{site}.npz"
+    marker = path.with_suffix(".valid.json")
+    assert path.exists() and marker.exists()
+    first = marker.stat().st_mtime_ns
+    site_windows(site, SPEC, tmp_path)
+    assert marker.stat().st_mtime_ns == first  # same file: not validated again
+    lw = load_windows(path)
+    save_windows(
+        type(lw)(
+            lw.X * np.nan, *[getattr(lw, f) for f in ("Y", "severity", "speed_rpm", "load", "scenario_id")]
+        ),
+        path,
+    )
+    with pytest.raises(DataValidationError, match="leak-site0"):
+        site_windows(site, SPEC, tmp_path)  # a changed file is validated again, and this one fails
