@@ -331,8 +331,13 @@ def start_site(
     """Set a site up (pool, deployment, result block) and return its worker's command and environment."""
     if not site or not all(c.isalnum() or c in "-_" for c in site):
         raise FedtwinError(f"invalid site id {site!r}: use letters, digits, '-' and '_'")
-    block = ensure_result_block(settings)
-    pool = ensure_site_deployment(site)
+    import httpx
+
+    try:
+        block = ensure_result_block(settings)
+        pool = ensure_site_deployment(site)
+    except httpx.HTTPError as exc:
+        raise FedtwinError(f"Prefect API at {settings.prefect_api_url}: {exc}") from None
     echo(f"site {site}: deployment {SITE_FLOW}/{site} on work pool {pool}, data in {data_dir.resolve()}")
     return worker_command(site, data_dir, settings, block)
 
