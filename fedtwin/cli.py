@@ -27,6 +27,8 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(plant_app, name="plant")
 app.add_typer(model_app, name="model")
 app.add_typer(campaign_app, name="campaign")
+site_app = typer.Typer(no_args_is_help=True, help="A federated site served by its own Prefect worker.")
+app.add_typer(site_app, name="site")
 
 
 def _settings() -> Settings:
@@ -153,6 +155,25 @@ def train(
     )
     if result.get("mlflow_run_url"):
         typer.echo(f"MLflow runs of this training: {result['mlflow_run_url']}")
+
+
+@site_app.command("start")
+def site_start(
+    site: Annotated[str, typer.Option("--site", help="Site id (e.g. leak-site0)")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="The site's own data directory (default: data_dir/sites)"),
+    ] = None,
+) -> None:
+    """Create the site's work pool and deployment if missing, then run its worker (Ctrl-C stops it)."""
+    use_prefect_api()
+    from fedtwin.site_executor import start_site
+
+    settings = _settings()
+    cmd, env = start_site(site, data_dir or Path(settings.data_dir) / "sites", settings, echo=typer.echo)
+    sys.stdout.flush()
+    # The worker replaces this process: a signal to this pid reaches the worker itself.
+    os.execve(cmd[0], cmd, env)
 
 
 @model_app.command("status")

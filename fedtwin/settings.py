@@ -158,6 +158,23 @@ class Settings(BaseSettings):
         "fedadam", description="Aggregation rule used for the production model"
     )
     federated_rounds: int = Field(60, ge=1, description="Federated rounds per training run")
+    site_executor: Literal["in_process", "site_workers"] = Field(
+        "in_process",
+        description="Where the training flow runs each site's work: in_process (a Prefect task of the run, "
+        "in its own process) or site_workers (a run of the site's deployment on its own worker, "
+        "`fedtwin site start`)",
+    )
+    site_timeout_s: float = Field(
+        300.0, gt=0, description="site_workers: a site run not finished after this long fails its round"
+    )
+    site_poll_s: float = Field(
+        1.0, gt=0, le=60, description="site_workers: poll interval of site workers and of the training flow"
+    )
+    site_result_block: str = Field(
+        "fedtwin-site-results",
+        pattern=r"^[a-z0-9-]+$",
+        description="site_workers: Prefect RedisDatabase block the site runs store their results in",
+    )
     alert_raise_windows: int = Field(2, ge=1, description="Consecutive faulty windows that raise an alert")
     alert_clear_windows: int = Field(3, ge=1, description="Consecutive healthy windows that clear an alert")
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted features that means drift")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prefect import flow
 
-from fedtwin.datasets import get_profile, train_scenarios
+from federated.executor import SiteExecutor
+from fedtwin.datasets import SweepConfig, get_profile, train_scenarios
 from fedtwin.promotion import GATE_METRIC, best_strategy
 from fedtwin.recipe import strategy_names
-from fedtwin.settings import get_settings
+from fedtwin.settings import Settings, get_settings
+from fedtwin.sites import DatasetSpec
 from plant_models import FAULTS
 from tasks.preflight import preflight
 from tasks.registry import (
@@ -26,6 +30,7 @@ from tasks.registry import (
 )
 from tasks.reporting import publish_training_report
 from tasks.training import (
+    SiteSummary,
     evaluate,
     federate,
     scalar_metrics,
@@ -33,6 +38,48 @@ from tasks.training import (
     simulate_site,
     validate_site,
 )
+
+
+def model_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of a model's arrays (names, dtypes, shapes, bytes): equal digests, the same model."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _prepare_sites(
+    s: Settings,
+    site_ids: list[str],
+    cfg: SweepConfig,
+    out_dir: str,
+    profile: str,
+    speed_rpm: float,
+    load_area_factor: float,
+) -> tuple[SiteExecutor | None, dict[str, SiteSummary], SiteSummary]:
+    """The executor of the sites' work, the sites' summaries (in_process only) and the held-out set.
+
+    ``in_process``: every site is simulated and validated here, each call a Prefect task of this run.
+    ``site_workers``: each site simulates (or loads) and validates its own data on its own worker; only the
+    held-out set, the coordinator's own, is made here.
+    """
+    train_ids = [] if s.site_executor == "site_workers" else site_ids
+    futures = {sid: simulate_site.submit(sid, cfg, out_dir) for sid in [*train_ids, "holdout"]}
+    summaries = {sid: f.result() for sid, f in futures.items()}
+    holdout = summaries.pop("holdout")
+    checks = [
+        validate_site.submit(x, [f for f in FAULTS if sid.startswith(f)]) for sid, x in summaries.items()
+    ]
+    checks.append(validate_site.submit(holdout, list(FAULTS)))
+    for check in checks:
+        check.result()  # a failed validation stops the flow here, with its readable reason
+    if s.site_executor != "site_workers":
+        return None, summaries, holdout
+    from fedtwin.site_executor import executor_from_settings
+
+    return executor_from_settings(s, DatasetSpec(profile, speed_rpm, load_area_factor)), {}, holdout
 
 
 @flow(name="fedtwin-train", flow_run_name="train-{reason}-{profile}", log_prints=True)
@@ -61,15 +108,9 @@ def training_flow(
         Path(s.data_dir).resolve() / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}"
     )
     site_ids = list(train_scenarios(cfg))
-    futures = {sid: simulate_site.submit(sid, cfg, out_dir) for sid in [*site_ids, "holdout"]}
-    summaries = {sid: f.result() for sid, f in futures.items()}
-    holdout = summaries.pop("holdout")
-    checks = [
-        validate_site.submit(x, [f for f in FAULTS if sid.startswith(f)]) for sid, x in summaries.items()
-    ]
-    checks.append(validate_site.submit(holdout, list(FAULTS)))
-    for check in checks:
-        check.result()  # a failed validation stops the flow here, with its readable reason
+    executor, summaries, holdout = _prepare_sites(
+        s, site_ids, cfg, out_dir, profile, speed_rpm, load_area_factor
+    )
     run_params = {
         "profile": profile,
         "rounds": rounds,
@@ -79,7 +120,7 @@ def training_flow(
         "sites": site_ids,
     }
     parent = start_parent_run(f"train-{reason}", run_params, {"reason": reason, "profile": profile})
-    trained = {n: federate(n, summaries, rounds) for n in names}
+    trained = {n: federate(n, summaries or site_ids, rounds, executor=executor) for n in names}
     reports = {n: evaluate(a, m, holdout) for n, (a, m, _) in trained.items()}
     metrics = {n: scalar_metrics(r) for n, r in reports.items()}
     children = {
@@ -128,6 +169,7 @@ def training_flow(
         "registry": reg,
         "redis_version": served,
         "mlflow_run_url": parent.url,
+        "model_sha256": {n: model_digest(a) for n, (a, _m, _h) in trained.items()},
     }
     publish_training_report(result, metrics)
     return result

@@ -18,7 +18,7 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from federated.client import ClientData
-from federated.executor import SiteCall, failure_reason
+from federated.executor import SiteCall, SiteExecutor, failure_reason
 from federated.model import to_arrays
 from federated.server import FederatedHistory
 from federated.site import run_site_op
@@ -195,13 +195,22 @@ def round_rows(history: FederatedHistory | None) -> list[dict[str, float]]:
 
 
 def federate(
-    strategy_name: str, sites: dict[str, SiteSummary], rounds: int, seed: int = 0
+    strategy_name: str,
+    sites: Mapping[str, SiteSummary] | Sequence[str],
+    rounds: int,
+    seed: int = 0,
+    executor: SiteExecutor | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], list[dict[str, float]]]:
     """Federated training of one strategy: the benchmark's run (fedtwin.recipe.train_strategy), each site
-    call a Prefect task. Returns the model as arrays + metadata and a per-round history."""
+    call a Prefect task on ``sites``' files, or a call of ``executor`` (then ``sites`` may be the ids only).
+    Returns the model as arrays + metadata and a per-round history."""
+    if executor is None:
+        if not isinstance(sites, Mapping):
+            raise ValueError("federate without an executor needs the sites' summaries")
+        executor = PrefectTaskExecutor(sites)
     model, history = train_strategy(
         strategy_name,
-        PrefectTaskExecutor(sites),
+        executor,
         sites=list(sites),
         rounds=rounds,
         seed=seed,

@@ -1,0 +1,111 @@
+"""Sites as Prefect workers, on real services: three `fedtwin site start` processes (own data directories the
+coordinator is not given) serve the site-round flow on their own work pools; the training flow dispatches each
+site call to them with run_deployment and reads results back from Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedtwin.datasets import get_profile, train_scenarios
+from fedtwin.settings import Settings, get_settings
+
+pytestmark = pytest.mark.timeout(900)
+
+ROUNDS = 1  # each site call is a new flow-run process: round 0 (4 calls) plus one round
+
+
+@pytest.fixture(scope="module")
+def site_workers(
+    fedtwin_env: Settings, prefect_api: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], Path]]]:
+    """One `fedtwin site start` process per site of the demo profile, each with its own data directory."""
+    from prefect.settings import PREFECT_API_URL
+
+    from fedtwin.site_executor import wait_sites_ready
+
+    base = tmp_path_factory.mktemp("sites")
+    env = dict(os.environ, FEDTWIN_PREFECT_API_URL=str(PREFECT_API_URL.value()), FEDTWIN_SITE_POLL_S="1")
+    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    for site in train_scenarios(get_profile("demo")):
+        data_dir = base / site
+        cmd = [sys.executable, "-m", "fedtwin.cli", "site", "start", "--site", site]
+        with open(base / f"{site}.log", "wb") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                [*cmd, "--data-dir", str(data_dir)], env=env, stdout=log, stderr=log, start_new_session=True
+            )
+        procs[site] = (proc, data_dir)
+    try:
+        wait_sites_ready(list(procs), timeout_s=240)
+        yield procs
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a site worker (SIGINT: Prefect's worker ignores SIGTERM once the API is gone)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _train(monkeypatch: pytest.MonkeyPatch, executor: str, **env: str) -> dict:
+    from flows.training import training_flow
+
+    monkeypatch.setenv("FEDTWIN_SITE_EXECUTOR", executor)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    try:
+        return training_flow(strategy="fedavg", rounds=ROUNDS, profile="demo", reason=f"sites-{executor}")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_site_workers_train_the_same_model_and_the_coordinator_never_holds_site_data(
+    site_workers: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = _train(monkeypatch, "site_workers")
+    local = _train(monkeypatch, "in_process")
+    assert remote["model_sha256"] == local["model_sha256"]
+    assert remote["exact_match"] == local["exact_match"]
+    # Each site's rows exist only in its own data directory; the coordinator's holds its held-out set only.
+    for site, (_proc, data_dir) in site_workers.items():
+        assert list(data_dir.rglob(f"{site}.npz")), f"{site} made no data in its own directory"
+    coordinator_files = {p.name for p in Path(get_settings().data_dir).rglob("*.npz")}
+    remote_run_dirs = [d for d in Path(get_settings().data_dir).iterdir() if d.name.startswith("run-")]
+    assert coordinator_files >= {"holdout.npz"}
+    first = sorted(remote_run_dirs)[0]  # the site_workers run wrote its directory first
+    assert sorted(p.name for p in first.iterdir()) == ["holdout.npz"]
+
+
+def test_a_stopped_site_worker_is_a_failure_and_the_run_completes_on_quorum(
+    site_workers: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+
+    site = sorted(site_workers)[0]
+    stop(site_workers[site][0])
+    result = _train(monkeypatch, "site_workers", FEDTWIN_SITE_TIMEOUT_S="60")
+    assert result["exact_match"]["fedavg"] > 0
+    # The stopped site's run timed out waiting for a worker and was cancelled, not left scheduled.
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[site])),
+            flow_run_filter=FlowRunFilter(),
+        )
+    states = {r.name: r.state_type.value if r.state_type else None for r in runs}
+    assert any(s == "CANCELLED" for s in states.values()), states
