@@ -128,11 +128,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from federated.dp import DPFixedClipping
     from federated.evaluate import evaluate_predictions, format_confusion
-    from federated.model import FAULT_NAMES, get_parameters, model_config, set_parameters
+    from federated.model import get_parameters, model_config, set_parameters
     from federated.server import run_federated
     from federated.strategy import FedAvg
     from fedtwin.datasets import SweepConfig, build_clients, build_test_set
     from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL, initial_model, train_strategy
+    from plant_models.spec import FAULT_SPECS
+    from plant_models.spec import FAULTS as FAULT_NAMES
+
+    short = {f.name: f.short for f in FAULT_SPECS}
 
     cfg = SweepConfig(seed=args.seed)
     if args.window_s is not None:
@@ -228,10 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in _per_severity(name, test, preds[name], FAULT_NAMES):
             print(line)
     print(f"confusion strategy={best_name} (rows true, cols predicted)")
-    print(format_confusion(results[best_name]["confusion"], results[best_name]["subset_names"]))
+    print(format_confusion(results[best_name]["confusion"], results[best_name]["subset_names"], short))
     if "centralised" in results and best_name != "centralised":
         print("confusion strategy=centralised")
-        print(format_confusion(results["centralised"]["confusion"], results["centralised"]["subset_names"]))
+        central = results["centralised"]
+        print(format_confusion(central["confusion"], central["subset_names"], short))
 
     for name, r in results.items():
         print(f"strategy={name} {figures(r)}")

@@ -86,16 +86,18 @@ def _site_xy(summary: SiteSummary) -> tuple[np.ndarray, np.ndarray]:
 def site_gram(summary: SiteSummary) -> dict[str, np.ndarray]:
     """Sums of the site's healthy-baseline regression (normal equations), not rows."""
     from federated.baseline import local_gram
+    from fedtwin.recipe import PUMP_BASELINE
 
-    return local_gram(*_site_xy(summary), list(FEATURE_NAMES))
+    return local_gram(*_site_xy(summary), list(FEATURE_NAMES), PUMP_BASELINE)
 
 
 @task(task_run_name="residuals-{summary.site}")
 def site_residual_ss(summary: SiteSummary, baseline: Any) -> dict[str, np.ndarray]:
     """Sum of squared healthy residuals per baseline target at the site."""
     from federated.baseline import local_residual_ss
+    from fedtwin.recipe import PUMP_BASELINE
 
-    return local_residual_ss(*_site_xy(summary), list(FEATURE_NAMES), baseline)
+    return local_residual_ss(*_site_xy(summary), list(FEATURE_NAMES), baseline, PUMP_BASELINE)
 
 
 @task(task_run_name="stats-{summary.site}")
@@ -156,17 +158,18 @@ def federate(
     from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, to_arrays
     from federated.stats import FeatureStats, mean_std, merge_stats
     from federated.strategy import ClientFailure
-    from fedtwin.recipe import DEFAULT_MODEL, make_configured_strategy
+    from fedtwin.recipe import DEFAULT_MODEL, PUMP_BASELINE, make_configured_strategy
 
     logger = get_run_logger()
     names = list(FEATURE_NAMES)
     # Round 0 from site statistics only: healthy baseline (normal equations), its residual scale, the scaler.
-    baseline = solve_baseline(f.result() for f in [site_gram.submit(x) for x in sites.values()])
+    grams = [f.result() for f in [site_gram.submit(x) for x in sites.values()]]
+    baseline = solve_baseline(grams, PUMP_BASELINE)
     ss = [f.result() for f in [site_residual_ss.submit(x, baseline) for x in sites.values()]]
     model = FaultClassifier(
         **DEFAULT_MODEL, feature_names=tuple(names), fault_names=FAULTS, random_state=seed
     )
-    model.initialize(len(names), None, None, set_residual_scale(baseline, ss))
+    model.initialize(len(names), None, None, set_residual_scale(baseline, ss, PUMP_BASELINE))
     cfg0, p0 = model_config(model), get_parameters(model)
     futures0 = [site_stats.submit(x, cfg0, p0) for x in sites.values()]
     stats = [FeatureStats.from_dict(f.result()) for f in futures0]

@@ -18,12 +18,13 @@ from federated.client import (
     validate_client,
 )
 from federated.model import FaultClassifier, get_parameters, model_config, model_from_config, train_local
+from plant_models.spec import FAULTS
 
 from .conftest import N_FEATURES
 
 
 def _config(hidden: int = 4, **extra: object) -> tuple[dict, list[np.ndarray]]:
-    model = FaultClassifier(hidden=hidden).initialize(N_FEATURES)
+    model = FaultClassifier(fault_names=FAULTS, hidden=hidden).initialize(N_FEATURES)
     return {"model": model_config(model), "local_epochs": 2, **extra}, get_parameters(model)
 
 
