@@ -1,9 +1,9 @@
 """Healthy-baseline residuals, fitted federatedly: a digital-twin reference of what a healthy asset reads.
 
-Many fault signatures are small shifts of operating-point-dependent quantities (a mild fault may raise a
-current by ~0.5 % while the current varies by tens of percent with speed and load). Which features are the
-operating point and which are modelled is the caller's: a :class:`BaselineSpec` of named features.
-A quadratic model of each target feature in the operating point is fitted on healthy
+Many fault signatures are small shifts of operating-point-dependent quantities (a mild fault may move a
+quantity by ~0.5 % while the operating point moves it by tens of percent). Which features are the operating
+point and which are modelled is the caller's: a :class:`BaselineSpec` of named features. A quadratic model
+of each target feature in the operating point is fitted on healthy
 rows by least squares from clients' sufficient statistics (``Phi^T Phi``, ``Phi^T T``, residual sum of
 squares: sums over rows, never rows). The classifier then sees ``asinh(residual / healthy residual std)``:
 about +-1 when healthy, a few units for a small fault, log-compressed for large ones: one scaling suits all.

@@ -1,7 +1,7 @@
 """Multi-label evaluation: per-fault precision/recall, label-subset exact match, fault/no-fault.
 
-Fault names are the caller's (e.g. ``plant_models.spec.FAULTS``); ``exact_match_8class`` keeps its
-historical name (the three-fault pump's 8 subsets) for any number of faults."""
+Fault names are the caller's; ``exact_match_8class`` keeps its historical name (2^3 = 8 subsets of three
+faults) for any number of faults, so logged metrics stay comparable."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 
 def subset_names(fault_names: Sequence[str]) -> list[str]:
-    """Names of the 2^k label subsets, indexed by ``sum(label_k << k)`` ('healthy', 'leak', ...)."""
+    """Names of the 2^k label subsets, indexed by ``sum(label_k << k)`` ('healthy', 'a', 'b', 'a+b', ...)."""
     k = len(fault_names)
     names = []
     for code in range(2**k):

@@ -61,9 +61,9 @@ def decide(P: np.ndarray, thresholds: np.ndarray, fallback: float | None = None)
     """0/1 faults per row: fault ``k`` where ``P[:, k] >= thresholds[k]``; and where none clears its threshold
     but the most probable fault has at least ``fallback``, that fault alone.
 
-    Independent heads can split one piece of evidence: a current excess between what a severely blocked inlet
-    and a mildly worn bearing draw gets p ~0.4 from each, so neither fires and the window would read healthy,
-    the one answer the evidence rules out (healthy windows stay below ~0.015).
+    Independent heads can split one piece of evidence: a shift between what a severe case of one fault and a
+    mild case of another cause can get p ~0.4 from each head, so neither fires and the window would read
+    healthy, the one answer the evidence rules out (on the pump's data healthy windows stay below ~0.015).
     """
     P = np.asarray(P, dtype=np.float64)
     out = (np.asarray(thresholds, dtype=np.float64) <= P).astype(np.int64)
