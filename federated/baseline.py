@@ -62,6 +62,34 @@ class BaselineSpec:
         if len(self.input_ref) != len(self.inputs) or not all(r > 0 for r in self.input_ref):
             raise ValueError(f"input_ref needs one positive value per input {self.inputs}: {self.input_ref}")
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able form, e.g. for a site call's arguments."""
+        return {
+            "inputs": list(self.inputs),
+            "input_ref": [float(r) for r in self.input_ref],
+            "targets": list(self.targets),
+            "signature": list(self.signature),
+            "shared": list(self.shared),
+            "signature_column": int(self.signature_column),
+            "signature_fault": self.signature_fault,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BaselineSpec:
+        """Inverse of :meth:`to_json` (``ValueError`` on a malformed spec)."""
+        try:
+            return cls(
+                inputs=tuple(str(n) for n in d["inputs"]),
+                input_ref=tuple(float(r) for r in d["input_ref"]),
+                targets=tuple(str(n) for n in d["targets"]),
+                signature=tuple(str(n) for n in d.get("signature", ())),
+                shared=tuple(str(n) for n in d.get("shared", ())),
+                signature_column=int(d.get("signature_column", 0)),
+                signature_fault=str(d.get("signature_fault") or LEGACY_SIGNATURE_FAULT),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed baseline spec: {exc!r}") from None
+
 
 @dataclass(frozen=True)
 class HealthyBaseline:

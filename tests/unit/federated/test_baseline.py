@@ -248,3 +248,14 @@ def test_removed_columns_are_named_after_the_signature_fault() -> None:
     assert legacy.output_names[-1] == "resid_h_leak_removed"
     with pytest.raises(ValueError, match=r"^input_ref needs one positive value per input"):
         BaselineSpec(ONE, (7.0, 1.0), ("a",))
+
+
+def test_baseline_spec_travels_as_plain_json() -> None:
+    """A site call carries the spec as plain data: the round trip gives the same frozen spec."""
+    from fedtwin.recipe import PUMP_BASELINE
+
+    d = json.loads(json.dumps(PUMP_BASELINE.to_json()))
+    assert d["input_ref"] == [7.0, 1916.0] and d["signature_column"] == 0 and d["signature_fault"] == "leak"
+    assert BaselineSpec.from_json(d) == PUMP_BASELINE
+    with pytest.raises(ValueError, match=r"^malformed baseline spec"):
+        BaselineSpec.from_json({"inputs": ["p"]})
