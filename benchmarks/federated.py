@@ -18,6 +18,10 @@ from typing import Any
 import numpy as np
 
 from federated.client import FitOptions
+from plant_models.spec import FAULT_SPECS
+from plant_models.spec import FAULTS as FAULT_NAMES
+
+SHORT = {f.name: f.short for f in FAULT_SPECS}  # shorter fault names in the confusion tables
 
 SEED = 20240601  # fixed up front; never tuned on the test set
 STRATEGY_NAMES = (
@@ -130,7 +134,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _sweeps(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """Sweep config, training sites and held-out set, with their description lines printed."""
-    from federated.model import FAULT_NAMES
     from fedtwin.datasets import SweepConfig, build_clients, build_test_set
     from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL
 
@@ -176,7 +179,6 @@ def _sweeps(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
 def _train_all(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> tuple[dict, dict]:
     """Every strategy through fedtwin.recipe.train_strategy (the training flow's run); evaluation per name."""
     from federated.evaluate import evaluate_predictions
-    from federated.model import FAULT_NAMES
     from fedtwin.recipe import train_strategy
 
     results: dict[str, dict] = {}
@@ -196,7 +198,7 @@ def _train_all(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> 
 def _dp_line(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> None:
     """Differential privacy on top of FedAvg: what accuracy costs at a reported epsilon (same round loop)."""
     from federated.evaluate import evaluate_predictions
-    from federated.model import FAULT_NAMES, get_parameters, model_config, set_parameters
+    from federated.model import get_parameters, model_config, set_parameters
     from federated.server import run_federated
     from federated.strategy import DPFixedClipping, FedAvg
     from fedtwin.recipe import DEFAULT_FIT, initial_model
@@ -223,7 +225,6 @@ def _dp_line(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> No
 def _diagnostics(args: argparse.Namespace, cfg: Any, clients: dict[str, Any], test: Any, best: str) -> None:
     """Not strategies: the best recipe with a site holding every combination, and the all-input ablation."""
     from federated.evaluate import evaluate_predictions
-    from federated.model import FAULT_NAMES
     from fedtwin.recipe import train_strategy
 
     with_combos = {**clients, "combinations": _combination_client(cfg, args.workers)}
@@ -244,7 +245,6 @@ def _diagnostics(args: argparse.Namespace, cfg: Any, clients: dict[str, Any], te
 def _details(results: dict[str, dict], preds: dict[str, np.ndarray], test: Any, best: str) -> None:
     """Per-fault, per-class and per-severity figures, and the confusion matrices."""
     from federated.evaluate import format_confusion
-    from federated.model import FAULT_NAMES
 
     for name, r in results.items():
         per_fault = " ".join(f"{f}:P={r[f'precision_{f}']:.3f}/R={r[f'recall_{f}']:.3f}" for f in FAULT_NAMES)
@@ -255,10 +255,11 @@ def _details(results: dict[str, dict], preds: dict[str, np.ndarray], test: Any, 
         for line in _per_severity(name, test, preds[name], FAULT_NAMES):
             print(line)
     print(f"confusion strategy={best} (rows true, cols predicted)")
-    print(format_confusion(results[best]["confusion"], results[best]["subset_names"]))
+    print(format_confusion(results[best]["confusion"], results[best]["subset_names"], SHORT))
     if "centralised" in results and best != "centralised":
         print("confusion strategy=centralised")
-        print(format_confusion(results["centralised"]["confusion"], results["centralised"]["subset_names"]))
+        central = results["centralised"]
+        print(format_confusion(central["confusion"], central["subset_names"], SHORT))
 
 
 def _summary(results: dict[str, dict], best: str) -> None:

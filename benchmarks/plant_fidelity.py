@@ -37,7 +37,7 @@ def cases() -> dict[str, Faults]:
     for fset in sets:
         for sev in SEVERITIES:
             s = {f: (sev if f in fset else 0.0) for f in FAULTS}
-            faults = Faults.from_severity(s["leak"], s["blocked_inlet"], s["bearing"])
+            faults = Faults.from_severity(**s, leak_cylinder=0)
             out[f"{'+'.join(fset)}@{sev:g}"] = faults
     for sev in SEVERITIES:
         out[f"broken_winding@{sev:g}"] = Faults(broken_winding=sev)

@@ -32,7 +32,8 @@ def quick_model(
     """
     from federated.model import FaultClassifier, to_arrays
     from fedtwin.features import FEATURE_NAMES, extract_features, windowize
-    from plant_models import simulate_batch, sweep
+    from fedtwin.recipe import PUMP_BASELINE
+    from plant_models import FAULTS, simulate_batch, sweep
 
     scenarios = sweep(
         fault_sets=[(), ("leak",), ("blocked_inlet",), ("bearing",)],
@@ -47,8 +48,10 @@ def quick_model(
         f = extract_features(windowize(res.signals, 1.0, 1000.0), 1000.0)
         X.append(f)
         Y.append(np.repeat(res.scenario.labels()[None, :], len(f), axis=0))
-    model = FaultClassifier(hidden=16, epochs=150, learning_rate=0.01, feature_names=FEATURE_NAMES)
-    model.fit(np.concatenate(X), np.concatenate(Y))
+    model = FaultClassifier(
+        hidden=16, epochs=150, learning_rate=0.01, fault_names=FAULTS, feature_names=FEATURE_NAMES
+    )
+    model.fit(np.concatenate(X), np.concatenate(Y), PUMP_BASELINE)
     arrays, meta = to_arrays(model)
     meta["name"] = "quick-test-model"
     return arrays, meta
@@ -56,10 +59,9 @@ def quick_model(
 
 def simulate_signals(faults: dict[str, float], seconds: float, seed: int) -> dict[str, np.ndarray]:
     """``seconds`` of one pump's sensor signals with fault severities ``faults`` (0..1 per fault name)."""
-    from plant_models import Faults, Scenario, simulate
+    from plant_models import FAULTS, Faults, Scenario, simulate
 
-    sev = {k: float(faults.get(k, 0.0)) for k in ("leak", "blocked_inlet", "bearing")}
-    f = Faults.from_severity(leak=sev["leak"], blocked_inlet=sev["blocked_inlet"], bearing=sev["bearing"])
+    f = Faults.from_severity(**{k: float(faults.get(k, 0.0)) for k in FAULTS}, leak_cylinder=0)
     return simulate(Scenario(faults=f, seed=seed, duration_s=seconds))
 
 

@@ -62,13 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from federated.baseline import BASELINE_TARGETS
     from federated.client import ClientData
     from federated.evaluate import evaluate_predictions
-    from federated.model import FAULT_NAMES
     from fedtwin.datasets import SweepConfig, test_scenarios, train_scenarios
     from fedtwin.features import FEATURE_NAMES
-    from fedtwin.recipe import _OPERATING_POINT, PHYSICS_HEAD_GROUPS, PHYSICS_HEADS, train_strategy
+    from fedtwin.recipe import (
+        _OPERATING_POINT,
+        BASELINE_TARGETS,
+        PHYSICS_HEAD_GROUPS,
+        PHYSICS_HEADS,
+        train_strategy,
+    )
+    from plant_models.spec import FAULTS as FAULT_NAMES
 
     cfg = SweepConfig(seed=args.seed)
     t0 = time.perf_counter()

@@ -1,19 +1,20 @@
-"""Multi-label evaluation: per-fault precision/recall, 8-subset exact match, fault/no-fault."""
+"""Multi-label evaluation: per-fault precision/recall, label-subset exact match, fault/no-fault.
+
+Fault names are the caller's; ``exact_match_8class`` keeps its historical name (2^3 = 8 subsets of three
+faults) for any number of faults, so logged metrics stay comparable."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 
-from federated.model import FAULT_NAMES
 
-
-def subset_names(fault_names: Sequence[str] = FAULT_NAMES) -> list[str]:
-    """Names of the 2^k label subsets, indexed by ``sum(label_k << k)`` ('healthy', 'leak', ...)."""
+def subset_names(fault_names: Sequence[str]) -> list[str]:
+    """Names of the 2^k label subsets, indexed by ``sum(label_k << k)`` ('healthy', 'a', 'b', 'a+b', ...)."""
     k = len(fault_names)
     names = []
     for code in range(2**k):
@@ -38,7 +39,7 @@ def confusion_subsets(Y_true: np.ndarray, Y_pred: np.ndarray) -> np.ndarray:
 
 
 def evaluate_predictions(
-    Y_true: np.ndarray, Y_pred: np.ndarray, fault_names: Sequence[str] = FAULT_NAMES
+    Y_true: np.ndarray, Y_pred: np.ndarray, fault_names: Sequence[str]
 ) -> dict[str, Any]:
     """All headline metrics; scalar entries are floats, plus ``confusion`` (array) and ``subset_names``."""
     Y_true = np.asarray(Y_true).astype(np.int64)
@@ -70,14 +71,21 @@ def evaluate_predictions(
     return out
 
 
-def evaluate_model(model: Any, X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
-    """:func:`evaluate_predictions` of ``model.predict(X)``."""
-    return evaluate_predictions(Y, model.predict(X), getattr(model, "fault_names", FAULT_NAMES))
+def evaluate_model(
+    model: Any, X: np.ndarray, Y: np.ndarray, fault_names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """:func:`evaluate_predictions` of ``model.predict(X)``; fault names default to the model's."""
+    names = model.fault_names if fault_names is None else fault_names
+    return evaluate_predictions(Y, model.predict(X), names)
 
 
-def format_confusion(cm: np.ndarray, names: Sequence[str]) -> str:
-    """Plain-text confusion matrix for benchmark output."""
-    short = [n.replace("blocked_inlet", "inlet") for n in names]
+def format_confusion(
+    cm: np.ndarray, names: Sequence[str], abbreviations: Mapping[str, str] | None = None
+) -> str:
+    """Plain-text confusion matrix for benchmark output; ``abbreviations`` shorten parts of the names."""
+    short = list(names)
+    for long, abbrev in (abbreviations or {}).items():
+        short = [n.replace(long, abbrev) for n in short]
     width = max(len(s) for s in short) + 1
     head = " " * width + " ".join(f"{s[:10]:>10}" for s in short)
     rows = [f"{s:<{width}}" + " ".join(f"{v:>10d}" for v in row) for s, row in zip(short, cm, strict=True)]

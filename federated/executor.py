@@ -11,8 +11,9 @@ a set of sites and gets back plain data: sums, statistics, parameters, counts, s
 Operations (``SiteCall.op``) and their plain-data arguments / results:
 
 ``validate``     args ``n_features``, ``n_faults``           -> ``{"reason": str | None}`` (None: can train)
-``gram``         args ``feature_names``, ``targets``         -> the site's normal-equation sums (healthy rows)
-``residual_ss``  args ``feature_names``, ``baseline`` (JSON) -> healthy residual sum of squares per target
+``gram``         args ``feature_names``, ``spec`` (BaselineSpec JSON) -> the site's normal-equation sums
+``residual_ss``  args ``feature_names``, ``baseline`` (JSON), ``spec`` -> healthy residual sum of squares
+                 per target, and the share-removal sums
 ``stats``        args ``model`` (config), ``params``          -> count, sum, sum of squares of the model input
 ``update``       args ``params``, ``config``                  -> ``ClientResult.to_plain()``
 

@@ -1,11 +1,11 @@
-"""Multi-label pump fault classifier in plain numpy, its parameter bridge and its safe serialisation.
+"""Multi-label fault classifier in plain numpy, its parameter bridge and its safe serialisation.
 
 The network has small independent sub-networks ("heads"), each reading its own subset of the standardised
 inputs (``head_inputs``) and voting for one fault (``head_groups``); a fault's probability is the noisy-OR of
-its heads, ``1 - prod(1 - p_head)``, so a fault with two kinds of evidence (a blocked inlet: extra suction
-current when mild, cavitation once severe) is seen when either is, and evidence another fault can mask (a worn
-bearing's current hides a mild blockage's) cannot veto the other. By default there is one head per fault
-reading every input. Heads share no weights, so
+its heads, ``1 - prod(1 - p_head)``, so a fault with two kinds of evidence (e.g. one signature when mild,
+another once severe) is seen when either is, and evidence another fault can mask cannot veto the other.
+Fault and feature names are the caller's (``fault_names``, ``feature_names``): this module knows no asset.
+By default there is one head per fault reading every input. Heads share no weights, so
 
 * a fault combination is scored by independent detectors (no 8-way softmax that would need every subset seen),
 * an expert trained at the one site that holds fault ``k`` can be dropped in as head ``k`` (expert ensemble),
@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from federated.baseline import (
+    BaselineSpec,
     HealthyBaseline,
     local_gram,
     local_residual_ss,
@@ -34,7 +35,6 @@ from federated.baseline import (
 
 logger = logging.getLogger(__name__)
 
-FAULT_NAMES: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
 FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)  # version 1: one all-input head per fault
 MODEL_KIND = "fedtwin.fault_heads"
@@ -61,9 +61,9 @@ def decide(P: np.ndarray, thresholds: np.ndarray, fallback: float | None = None)
     """0/1 faults per row: fault ``k`` where ``P[:, k] >= thresholds[k]``; and where none clears its threshold
     but the most probable fault has at least ``fallback``, that fault alone.
 
-    Independent heads can split one piece of evidence: a current excess between what a severely blocked inlet
-    and a mildly worn bearing draw gets p ~0.4 from each, so neither fires and the window would read healthy,
-    the one answer the evidence rules out (healthy windows stay below ~0.015).
+    Independent heads can split one piece of evidence: a shift between what a severe case of one fault and a
+    mild case of another cause can get p ~0.4 from each head, so neither fires and the window would read
+    healthy, the one answer the evidence rules out (on the pump's data healthy windows stay below ~0.015).
     """
     P = np.asarray(P, dtype=np.float64)
     out = (np.asarray(thresholds, dtype=np.float64) <= P).astype(np.int64)
@@ -91,7 +91,8 @@ class FaultClassifier(BaseEstimator):
     activation : {"tanh", "relu"}
         Hidden activation.
     fault_names : sequence of str
-        Output order; one probability per fault.
+        Output order; one probability per fault (keyword, required: the caller's faults, e.g.
+        ``plant_models.spec.FAULTS``).
     feature_names : sequence of str or None
         Names of the input columns, carried into the serialised model.
     random_state : int
@@ -112,7 +113,8 @@ class FaultClassifier(BaseEstimator):
         batch_size: int = 128,
         alpha: float = 1e-4,
         activation: str = "tanh",
-        fault_names: Sequence[str] = FAULT_NAMES,
+        *,
+        fault_names: Sequence[str],
         feature_names: Sequence[str] | None = None,
         random_state: int = 0,
         head_inputs: Sequence[Sequence[str]] | None = None,
@@ -279,12 +281,15 @@ class FaultClassifier(BaseEstimator):
         return float(np.mean(np.all(self.predict(X) == np.asarray(Y), axis=1)))
 
     # ------------------------------------------------------------------ training
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> FaultClassifier:
-        """Fit scaler and weights on pooled data (the centralised baseline)."""
+    def fit(self, X: np.ndarray, Y: np.ndarray, baseline: BaselineSpec | None = None) -> FaultClassifier:
+        """Fit scaler and weights on pooled data (the centralised baseline); with a ``baseline`` spec (and
+        ``feature_names``) also the healthy baseline whose residuals join the input."""
         X = np.asarray(X, dtype=np.float64)
         Y = _check_targets(Y, len(self.fault_names), len(X))
-        baseline = fit_baseline([(X, Y)], self.feature_names) if self.feature_names is not None else None
-        self.initialize(X.shape[1], None, None, baseline)
+        fitted = None
+        if baseline is not None and self.feature_names is not None:
+            fitted = fit_baseline([(X, Y)], self.feature_names, baseline)
+        self.initialize(X.shape[1], None, None, fitted)
         A = self.augment(X)
         std = A.std(axis=0)
         self.mean_, self.scale_ = A.mean(axis=0), np.where(std > 1e-12, std, 1.0)
@@ -293,15 +298,16 @@ class FaultClassifier(BaseEstimator):
 
 
 def fit_baseline(
-    parts: Sequence[tuple[np.ndarray, np.ndarray]], feature_names: Sequence[str]
+    parts: Sequence[tuple[np.ndarray, np.ndarray]], feature_names: Sequence[str], spec: BaselineSpec
 ) -> HealthyBaseline | None:
     """Healthy baseline from (X, Y) parts via sufficient statistics; None without the needed features."""
     try:
-        grams = [local_gram(X, Y, feature_names) for X, Y in parts]
+        grams = [local_gram(X, Y, feature_names, spec) for X, Y in parts]
     except ValueError:
         return None  # feature set without the baseline's inputs/targets (e.g. synthetic data)
-    base = solve_baseline(grams)
-    return set_residual_scale(base, [local_residual_ss(X, Y, feature_names, base) for X, Y in parts])
+    base = solve_baseline(grams, spec)
+    ss = [local_residual_ss(X, Y, feature_names, base, spec) for X, Y in parts]
+    return set_residual_scale(base, ss, spec)
 
 
 def _check_targets(Y: np.ndarray, n_outputs: int, n_rows: int) -> np.ndarray:
@@ -570,6 +576,7 @@ def from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Fa
                 "signature": meta["baseline"].get("signature", ()),
                 "shared": meta["baseline"].get("shared", ()),
                 "shared_coef": arrays.get("baseline_shared_coef"),
+                "signature_fault": meta["baseline"].get("signature_fault"),
             }
         )
     model.initialize(int(meta["n_features"]), arrays["feature_mean"], arrays["feature_scale"], baseline)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from federated.baseline import BASELINE_TARGETS, set_residual_scale, solve_baseline
+from federated.baseline import BaselineSpec, set_residual_scale, solve_baseline
 from federated.client import ClientData, ClientResult
 from federated.executor import InProcessExecutor, SiteCall, SiteExecutor, SiteFn, SiteOp
 from federated.model import FaultClassifier, get_parameters, model_config
@@ -109,28 +109,27 @@ def build_initial_model(
     executor: SiteExecutor,
     sites: Sequence[str],
     *,
-    baseline_targets: Sequence[str] | None = BASELINE_TARGETS,
+    baseline_spec: BaselineSpec | None = None,
     timeout_s: float | None = None,
 ) -> tuple[FaultClassifier, list[str], dict[str, str]]:
     """Initialise ``model`` (feature names set, not yet initialised) from site statistics only.
 
-    Healthy baseline from the sites' Gram sums, its residual scale from their residual sums of squares
-    (skipped when ``baseline_targets`` is empty or None), fresh weights, then the scaler of the model input
-    from the sites' count / sum / sum of squares. Returns the model, the sites that answered every
-    operation, and the sites excluded because an operation failed (with reasons).
+    Healthy baseline from the sites' Gram sums, its residual scale from their residual sums of squares (what
+    it models: ``baseline_spec``, the caller's named features; skipped when None), fresh weights, then the
+    scaler of the model input from the sites' count / sum / sum of squares. Returns the model, the sites
+    that answered every operation, and the sites excluded because an operation failed (with reasons).
     """
     names = list(model.feature_names or ())
     active, excluded = list(sites), dict[str, str]()
     baseline = None
-    if baseline_targets:
-        targets = tuple(baseline_targets)
-        gram_args = {"feature_names": names, "targets": list(targets)}
+    if baseline_spec is not None:
+        gram_args = {"feature_names": names, "spec": baseline_spec.to_json()}
         base = solve_baseline(
-            _gather(executor, active, "gram", gram_args, excluded, timeout_s), targets=targets
+            _gather(executor, active, "gram", gram_args, excluded, timeout_s), baseline_spec
         )
-        ss_args = {"feature_names": names, "baseline": base.to_json()}
+        ss_args = {"feature_names": names, "baseline": base.to_json(), "spec": baseline_spec.to_json()}
         baseline = set_residual_scale(
-            base, _gather(executor, active, "residual_ss", ss_args, excluded, timeout_s)
+            base, _gather(executor, active, "residual_ss", ss_args, excluded, timeout_s), baseline_spec
         )
     model.initialize(len(names), None, None, baseline)
     stats_args = {"model": model_config(model), "params": get_parameters(model)}

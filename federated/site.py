@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from federated.baseline import HealthyBaseline, local_gram, local_residual_ss
+from federated.baseline import BaselineSpec, HealthyBaseline, local_gram, local_residual_ss
 from federated.client import ClientData, client_update, validate_client
 from federated.model import model_from_config
 from federated.stats import local_stats
@@ -29,12 +29,13 @@ def _validate(data: ClientData, args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _gram(data: ClientData, args: Mapping[str, Any]) -> dict[str, Any]:
-    return local_gram(data.X, data.Y, list(args["feature_names"]), targets=tuple(args["targets"]))
+    return local_gram(data.X, data.Y, list(args["feature_names"]), BaselineSpec.from_json(args["spec"]))
 
 
 def _residual_ss(data: ClientData, args: Mapping[str, Any]) -> dict[str, Any]:
     baseline = HealthyBaseline.from_json(args["baseline"])
-    return local_residual_ss(data.X, data.Y, list(args["feature_names"]), baseline)
+    spec = BaselineSpec.from_json(args["spec"])
+    return local_residual_ss(data.X, data.Y, list(args["feature_names"]), baseline, spec)
 
 
 def _stats(data: ClientData, args: Mapping[str, Any]) -> dict[str, Any]:

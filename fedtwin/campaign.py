@@ -34,11 +34,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fedtwin.errors import FedtwinError
+from plant_models.spec import FAULTS, OPERATING_POINT, SIGNALS
 
-FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
 #: Operating-point limits of the plant (``plant_models.OperatingPoint`` checks them again when applied).
-SPEED_RANGE = (100.0, 1500.0)
-LOAD_RANGE = (0.2, 5.0)
+SPEED_RANGE = (100.0, OPERATING_POINT.speed_rpm_max)
+LOAD_RANGE = OPERATING_POINT.load_area_factor_range
 
 
 class OperatingPointChange(BaseModel):
@@ -56,7 +56,7 @@ class OperatingPointChange(BaseModel):
         return self
 
 
-SENSORS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
+SENSORS: tuple[str, ...] = SIGNALS
 
 
 class SensorChange(BaseModel):

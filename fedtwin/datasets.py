@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from federated.client import ClientData
-from federated.model import FAULT_NAMES
 from fedtwin.features import extract_features, windowize
+from plant_models.spec import FAULTS, OPERATING_POINT
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def train_scenarios(cfg: SweepConfig = SweepConfig()) -> dict[str, list[Any]]:
     n_ops = len(cfg.train_speeds) * len(cfg.train_loads)
     out: dict[str, list[Any]] = {}
     next_seed = cfg.seed % _TEST_SEED_OFFSET
-    for fault in FAULT_NAMES:
+    for fault in FAULTS:
         for site in range(cfg.clients_per_fault):
             runs = []
             for _ in range(n_ops * cfg.healthy_runs_per_op_per_site):
@@ -206,7 +206,7 @@ def build_test_set(cfg: SweepConfig = SweepConfig(), workers: int = 1) -> Labell
     return scenario_windows(test_scenarios(cfg), cfg.window_s, workers)
 
 
-NOMINAL_SPEED_RPM, NOMINAL_LOAD = 958.0, 1.0
+NOMINAL_SPEED_RPM, NOMINAL_LOAD = OPERATING_POINT.speed_rpm, OPERATING_POINT.load_area_factor
 
 PROFILES: dict[str, SweepConfig] = {
     # About a minute on 2 cores: one site per fault, fewer runs; same ranges and held-out rules as "full".
@@ -272,7 +272,7 @@ def windows_frame(lw: LabelledWindows, feature_names: Sequence[str]) -> Any:
     import pandas as pd
 
     df = pd.DataFrame(lw.X, columns=list(feature_names))
-    for k, f in enumerate(FAULT_NAMES):
+    for k, f in enumerate(FAULTS):
         df[f] = lw.Y[:, k].astype(int)
     return df
 

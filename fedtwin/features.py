@@ -16,13 +16,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-SIGNALS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
+from plant_models.spec import GEOMETRY, SIGNALS
 
 #: Geometric displacement of the reference pump (3 plungers, 24 mm bore, 30 mm stroke), litres per crank rev.
-DISPLACEMENT_L_PER_REV = 3.0 * np.pi / 4.0 * 0.024**2 * 0.030 * 1000.0
+DISPLACEMENT_L_PER_REV = GEOMETRY.displacement_l_per_rev
 #: Motor speed / crank speed of the reference drive.
-GEAR_RATIO = 2.0
-_TSA_BINS = 36  # crank-angle bins per revolution; divisible by 3 cylinders
+GEAR_RATIO = GEOMETRY.gear_ratio
+_CYLINDERS = GEOMETRY.cylinders
+_TSA_BINS = 36  # crank-angle bins per revolution; divisible by the 3 cylinders
+if _TSA_BINS % _CYLINDERS:
+    raise AssertionError(f"{_TSA_BINS} crank-angle bins do not split into {_CYLINDERS} cylinder sectors")
 _ORDERS = (1, 2, 3, 6)
 
 REFERENCE_FEATURES: tuple[str, ...] = (
@@ -80,6 +83,22 @@ PHYSICS_FEATURES: tuple[str, ...] = (
 )
 
 FEATURE_NAMES: tuple[str, ...] = REFERENCE_FEATURES + PHYSICS_FEATURES
+
+#: Per signal, its window-mean feature: the level a stuck sensor repeats, and the per-window operating point
+#: the recalibration reads (``fedtwin.recalibrate.estimate_from_features``).
+LEVEL_FEATURES: dict[str, str] = {
+    "pressure": "pressure_mean_bar",
+    "flow": "flow_mean",
+    "speed": "speed_mean_rpm",
+    "current": "current_mean_a",
+}
+#: Per signal, its spread within a window relative to its mean: ~0 when the sensor flat-lined.
+RIPPLE_FEATURES: dict[str, str] = {
+    "pressure": "pressure_ripple_rel",
+    "flow": "flow_ripple_rel",
+    "speed": "speed_ripple_rel",
+    "current": "current_ripple_rel",
+}
 
 _EPS = 1e-12
 
@@ -155,7 +174,10 @@ def extract_features(
     missing = [s for s in SIGNALS if s not in windows]
     if missing:
         raise KeyError(f"missing signals: {missing}")
-    p, q, s, i = (np.atleast_2d(np.asarray(windows[name], dtype=np.float64)) for name in SIGNALS)
+    p, q, s, i = (
+        np.atleast_2d(np.asarray(windows[name], dtype=np.float64))
+        for name in ("pressure", "flow", "speed", "current")
+    )
     if not (p.shape == q.shape == s.shape == i.shape):
         raise ValueError(f"signal windows differ in shape: {p.shape}, {q.shape}, {s.shape}, {i.shape}")
     n_w, n = p.shape
@@ -295,12 +317,12 @@ def _features(
     # Per-cylinder (120 degree) sectors of the flow TSA. The absolute crank phase is unknown (speed gives the
     # angle up to a constant), so take the sector split with the largest spread over all shifts inside one
     # sector: the result does not depend on the phase origin.
-    per = _TSA_BINS // 3
+    per = _TSA_BINS // _CYLINDERS
     best_spread = np.full(n_w, -np.inf)
     best_min = np.zeros(n_w)
     best_max = np.zeros(n_w)
     for shift in range(per):
-        sec = np.roll(tsa_q, -shift, axis=1).reshape(n_w, 3, per).mean(axis=2)
+        sec = np.roll(tsa_q, -shift, axis=1).reshape(n_w, _CYLINDERS, per).mean(axis=2)
         spread = sec.max(axis=1) - sec.min(axis=1)
         better = spread > best_spread
         best_spread = np.where(better, spread, best_spread)

@@ -6,7 +6,7 @@ which leaves a gap in its ``seq`` (the scorer restarts its window), and restarts
 
 Control (Redis, under the key prefix ``P``):
 
-- ``P control:<asset>``: hash of fault severities ``leak``/``blocked_inlet``/``bearing`` in [0, 1], optional
+- ``P control:<asset>``: hash of fault severities (``plant_models.spec.FAULTS``) in [0, 1], optional
   ``speed_rpm``/``load_area_factor`` (operating point) and ``rev``, a counter bumped by every change;
 - ``inject``/``clear``/``set_operating_point`` write it; the plant reads the hashes of all its assets at most
   every ``control_poll_s`` of wall time (one pipelined round trip) and applies changes from the next chunk.
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from fedtwin.errors import FedtwinError
 from fedtwin.outages import RECONNECT, ServiceLink, kafka_logger, kafka_retriable
 from fedtwin.schema import dumps, encode_chunk, loads, truth_record
+from plant_models.spec import FAULTS, SIGNALS
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
@@ -44,13 +45,12 @@ log = logging.getLogger(__name__)
 #: dropped data in a broker restart.
 MESSAGE_TIMEOUT_MS = 300_000
 
-FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
 _OP_FIELDS = ("speed_rpm", "load_area_factor")
 #: Sensor faults (not fault labels: the pump is healthy, a sensor lies): ``sensor_stuck`` and
 #: ``sensor_drift`` hold 1 + the index of the signal in ``SENSOR_SIGNALS`` (0 = none; control values are
 #: numbers), ``sensor_drift_rate`` the drift in the signal's units per second.
 _SENSOR_FIELDS = ("sensor_stuck", "sensor_drift", "sensor_drift_rate")
-SENSOR_SIGNALS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
+SENSOR_SIGNALS: tuple[str, ...] = SIGNALS
 
 
 def asset_ids(n: int) -> list[str]:
@@ -239,9 +239,7 @@ def conditions_from_control(ctl: Mapping[str, float]) -> Conditions:
 
     sev = {f: min(1.0, max(0.0, ctl.get(f, 0.0))) for f in FAULTS}
     op_fields = {k: ctl[k] for k in _OP_FIELDS if k in ctl}
-    faults = Faults.from_severity(
-        leak=sev["leak"], blocked_inlet=sev["blocked_inlet"], bearing=sev["bearing"]
-    )
+    faults = Faults.from_severity(**sev, leak_cylinder=0)  # the reference leaks from cylinder 1
     sensor_fields = {k: ctl[k] for k in _SENSOR_FIELDS if k in ctl}
     stuck, drift = (_sensor_name(ctl.get(k, 0.0)) for k in ("sensor_stuck", "sensor_drift"))
     if stuck is not None or drift is not None:

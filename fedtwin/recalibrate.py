@@ -9,6 +9,11 @@ the orifice into the system back-pressure, so in steady state
 ``p - p_back = R Q + (Q / (Cd * A * f * sqrt(2 / rho)))^2``, which gives ``f`` in closed form per window for
 a known back-pressure (7 bar unless told). ``to_operating_point`` can refine it against the simulator (one
 vectorised batch run), which also absorbs what the closed form ignores (the flow pulsation).
+
+Two entry points: :func:`estimate_operating_point` takes sensor signals (streams or windows of samples),
+:func:`estimate_from_features` takes feature windows (one row per window, the per-window signal means of
+``fedtwin.features.LEVEL_FEATURES``), as the drift monitor holds them; both give the same estimate for the
+same windows.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
+from fedtwin.features import LEVEL_FEATURES
 from plant_models import OperatingPoint, PumpParams, Scenario, SensorConfig, simulate_batch
 from plant_models.params import default_params
+from plant_models.spec import OPERATING_POINT
 
 REQUIRED_SIGNALS = ("pressure", "flow", "speed")
-LOAD_FACTOR_RANGE = (0.2, 5.0)  # OperatingPoint's valid load_area_factor span
-CRANK_RPM_MAX = 1500.0  # OperatingPoint's valid speed_rpm upper bound
+LOAD_FACTOR_RANGE = OPERATING_POINT.load_area_factor_range  # OperatingPoint's valid load_area_factor span
+CRANK_RPM_MAX = OPERATING_POINT.speed_rpm_max  # OperatingPoint's valid speed_rpm upper bound
+BACK_PRESSURE_BAR = OPERATING_POINT.back_pressure_bar  # assumed unless told (the reference's 7 bar)
 MIN_ORIFICE_DROP_BAR = (
     0.01  # a smaller orifice drop is within the pipe/pulsation error: load not identifiable
 )
@@ -67,7 +76,7 @@ class OperatingPointEstimate:
     n_windows: int
     spread: dict[str, float] = field(default_factory=dict)
     load_limited: bool = False
-    back_pressure_bar: float = 7.0
+    back_pressure_bar: float = BACK_PRESSURE_BAR
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -113,7 +122,7 @@ def estimate_operating_point(
     params: PumpParams | None = None,
     window_s: float = 1.0,
     min_windows: int = 3,
-    back_pressure_bar: float = 7.0,
+    back_pressure_bar: float = BACK_PRESSURE_BAR,
 ) -> OperatingPointEstimate:
     """Estimate speed, outlet pressure, flow and load factor from healthy sensor data.
 
@@ -154,11 +163,69 @@ def estimate_operating_point(
             f"only {n_windows} windows of {per_window} samples; need at least {min_windows} "
             f"({min_windows * window_s:g} s at {fs:g} Hz)"
         )
-    win = {name: arr[:n_windows] for name, arr in win.items()}
-    motor = win["speed"].mean(axis=1)
-    pressure = win["pressure"].mean(axis=1)
-    flow = win["flow"].mean(axis=1)
-    current = win["current"].mean(axis=1) if "current" in win else np.full(n_windows, math.nan)
+    means = {name: arr[:n_windows].mean(axis=1) for name, arr in win.items()}
+    return _estimate(means, params, back_pressure_bar)
+
+
+class FeatureColumns(Protocol):
+    """Feature windows by column name: a pandas DataFrame or a mapping of name to 1-D array."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+    def __contains__(self, key: object, /) -> bool: ...
+
+
+def estimate_from_features(
+    features: FeatureColumns,
+    *,
+    params: PumpParams | None = None,
+    min_windows: int = 3,
+    back_pressure_bar: float = BACK_PRESSURE_BAR,
+) -> OperatingPointEstimate:
+    """:func:`estimate_operating_point` from feature windows instead of samples.
+
+    Parameters
+    ----------
+    features : DataFrame or mapping of str to array
+        One row per window; needs the window means of pressure, flow and speed (``LEVEL_FEATURES``:
+        ``pressure_mean_bar``, ``flow_mean``, ``speed_mean_rpm``), uses the current's (``current_mean_a``)
+        when present. Other columns are ignored.
+    params, min_windows, back_pressure_bar
+        As for :func:`estimate_operating_point`.
+
+    Raises
+    ------
+    ValueError
+        A required column is missing or not finite, windows are too few, or speed is not positive.
+    """
+    params = params or default_params()
+    required = [LEVEL_FEATURES[s] for s in REQUIRED_SIGNALS]
+    missing = [c for c in required if c not in features]
+    if missing:
+        raise ValueError(f"feature windows lack {', '.join(missing)}; need {', '.join(required)}")
+    optional = [s for s in ("current",) if LEVEL_FEATURES[s] in features]
+    means = {
+        s: np.asarray(features[LEVEL_FEATURES[s]], dtype=float).reshape(-1)
+        for s in (*REQUIRED_SIGNALS, *optional)
+    }
+    for name, arr in means.items():
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                f"feature {LEVEL_FEATURES[name]} has {int((~np.isfinite(arr)).sum())} non-finite values"
+            )
+    n_windows = min(arr.size for arr in means.values())
+    if n_windows < min_windows:
+        raise ValueError(f"only {n_windows} feature windows; need at least {min_windows}")
+    return _estimate({s: arr[:n_windows] for s, arr in means.items()}, params, back_pressure_bar)
+
+
+def _estimate(
+    means: Mapping[str, np.ndarray], params: PumpParams, back_pressure_bar: float
+) -> OperatingPointEstimate:
+    """The estimate from per-window means of ``pressure``, ``flow``, ``speed`` and optionally ``current``."""
+    motor, pressure, flow = means["speed"], means["pressure"], means["flow"]
+    n_windows = int(motor.size)
+    current = means["current"] if "current" in means else np.full(n_windows, math.nan)
     if np.median(motor) <= 0.0:
         raise ValueError(f"median motor speed {np.median(motor):.3g} rpm is not positive; pump stopped?")
     # Pressure above back-pressure and laminar pipe drop is the orifice's: (Q / (k f))^2.
@@ -224,7 +291,7 @@ def to_operating_point(
     params = params or default_params()
     speed = float(np.clip(estimate.speed_rpm, 1e-3, CRANK_RPM_MAX))
     guess = _clip_load(estimate.load_area_factor)
-    back = float(np.clip(estimate.back_pressure_bar, 0.0, 30.0))
+    back = float(np.clip(estimate.back_pressure_bar, *OPERATING_POINT.back_pressure_bar_range))
 
     def point(load: float) -> OperatingPoint:
         return OperatingPoint(speed_rpm=speed, load_area_factor=load, back_pressure_bar=back)
@@ -261,3 +328,14 @@ def to_operating_point(
         return point(guess)
     log_f = np.interp(target, p_sorted, np.log(f_sorted))
     return point(_clip_load(float(np.exp(log_f))))
+
+
+def summary(estimate: OperatingPointEstimate, op: OperatingPoint) -> dict[str, float]:
+    """The operating point for a flow's result: the simulator's speed and load, the measured levels."""
+    return {
+        "speed_rpm": float(op.speed_rpm),
+        "load_area_factor": float(op.load_area_factor),
+        "outlet_pressure_bar": float(estimate.outlet_pressure_bar),
+        "flow_lpm": float(estimate.flow_lpm),
+        "n_windows": float(estimate.n_windows),
+    }

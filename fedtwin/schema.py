@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedtwin.errors import FedtwinError
+from plant_models import spec
 
 _orjson: Any
 try:  # optional fast path; the standard library is the fallback
@@ -38,20 +39,13 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 SCHEMA_VERSION = 1
 ALERT_VERSION = 1
-#: Signal names in message order, with their units.
-SIGNALS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
-UNITS: dict[str, str] = {"pressure": "bar", "flow": "L/min", "speed": "rpm", "current": "A"}
-#: Span of physically possible readings of each signal, in ``UNITS``, inclusive. A sample outside cannot come
-#: from a working sensor on the reference pump, so the message is refused instead of scored: gauge pressure
-#: cannot be below vacuum (-1.013 bar) and 40 bar is over 3x the relief valve's setting; flow, speed and
-#: current leave room below zero for sensor noise on a stopped pump (valid simulations reach -0.47 L/min and
-#: 3006 rpm) and above the fastest operating point (1500 crank rpm: 3000 motor rpm, about 62 L/min).
-PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
-    "pressure": (-1.0, 40.0),
-    "flow": (-5.0, 80.0),
-    "speed": (-10.0, 3600.0),
-    "current": (-1.0, 200.0),
-}
+#: Signal names in message order, with their units (plant_models.spec, the asset's one description).
+SIGNALS: tuple[str, ...] = spec.SIGNALS
+UNITS: dict[str, str] = {s.name: s.unit for s in spec.SIGNAL_SPECS}
+#: Span of physically possible readings of each signal, in ``UNITS``, inclusive (why each bound: see
+#: ``plant_models.spec.SIGNAL_SPECS``). A sample outside cannot come from a working sensor on the reference
+#: pump, so the message is refused instead of scored.
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {s.name: s.physical_range for s in spec.SIGNAL_SPECS}
 _RANGE_LO = tuple(PHYSICAL_RANGES[s][0] for s in SIGNALS)
 _RANGE_HI = tuple(PHYSICAL_RANGES[s][1] for s in SIGNALS)
 MAX_SAMPLES = 10_000

@@ -72,6 +72,7 @@ from fedtwin.schema import (
 from fedtwin.scoring import ActiveModel, BatchResult, FeatureFn, ScoringEngine
 from fedtwin.serving import FIX_NO_MODEL
 from fedtwin.shadows import ShadowSlots
+from plant_models.spec import SIGNAL_SPECS
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -596,9 +597,8 @@ class Scorer:
         """Score one synthetic window, so a model that does not fit these features is refused before use."""
         w = self.engine.window_samples
         rng = np.random.default_rng(0)
-        # Plausible magnitudes (bar, L/min, rpm, A); only the output shape and finiteness are checked.
-        level = {"pressure": 100.0, "flow": 30.0, "speed": 1500.0, "current": 10.0}
-        probe = {s: v * rng.normal(1.0, 0.01, size=(1, w)) for s, v in level.items()}
+        # Each signal at its nominal level (asset spec); only the output shape and finiteness are checked.
+        probe = {s.name: s.nominal * rng.normal(1.0, 0.01, size=(1, w)) for s in SIGNAL_SPECS}
         p = np.asarray(active.model.predict_proba(self.engine.features(probe, self.engine.fs)))
         if p.shape != (1, len(active.faults)):
             raise ValueError(

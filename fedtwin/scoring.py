@@ -26,9 +26,7 @@ import numpy as np
 
 from federated.model import decide
 from fedtwin.schema import ALERT_VERSION, DECISION_VERSION, SIGNALS, SensorChunk
-
-#: Fault outputs in the order the models emit them.
-FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
+from plant_models.spec import FAULTS  # fault outputs in the order the models emit them
 
 #: ``extract_features(windows, fs)``: signal -> (n_windows, n_samples) in, (n_windows, n_features) out.
 FeatureFn = Callable[[dict[str, np.ndarray], float], np.ndarray]

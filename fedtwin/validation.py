@@ -33,23 +33,17 @@ import numpy as np
 import pandas as pd
 
 from fedtwin.errors import DataValidationError
-from fedtwin.schema import PHYSICAL_RANGES
+from fedtwin.features import FEATURE_NAMES, GEAR_RATIO, LEVEL_FEATURES, RIPPLE_FEATURES
+from fedtwin.schema import PHYSICAL_RANGES, SIGNALS
 
 Range = tuple[float | None, float | None]
 
-#: Physical span of each measured signal in its sensor unit: bar gauge, L/min, motor rpm, A. Pressure
-#: cannot be below vacuum (-1.013 bar) and 40 bar is over 3x the relief valve's setting; flow, speed and
-#: current leave room below zero for sensor noise on a stopped pump and above the fastest operating point
-#: (1500 crank rpm: 3000 motor rpm, about 62 L/min). The sensor-message decoder's ranges: one home.
+#: Physical span of each measured signal in its sensor unit (bar gauge, L/min, motor rpm, A): the sensor
+#: message decoder's ranges, whose one home is the asset spec (``plant_models.spec.SIGNAL_SPECS`` says why).
 DEFAULT_PHYSICAL_RANGES: dict[str, tuple[float, float]] = dict(PHYSICAL_RANGES)
 
 #: Per signal, its spread within a window relative to its mean: ~0 when the sensor did not change (flat line).
-FLAT_LINE_COLUMNS: dict[str, str] = {
-    "pressure": "pressure_ripple_rel",
-    "flow": "flow_ripple_rel",
-    "speed": "speed_ripple_rel",
-    "current": "current_ripple_rel",
-}
+FLAT_LINE_COLUMNS: dict[str, str] = {s: RIPPLE_FEATURES[s] for s in SIGNALS}
 
 #: Relative spread below which a window is flat-lined. A constant window gives ~1e-16 (rounding of its mean);
 #: the quietest real reading here, speed at 0.5 rpm noise over 3000 rpm, gives ~1e-4.
@@ -58,12 +52,7 @@ FLAT_LINE_TOLERANCE = 1e-9
 #: Per signal, the window mean and spread that both repeat exactly across consecutive windows when the
 #: sensor is stuck. The mean alone is not enough: over the 3,588 windows of the `full` training sweep, 5
 #: consecutive pairs had equal quantised means (4 speed, 1 pressure), none equal means and spreads.
-STUCK_COLUMNS: dict[str, tuple[str, str]] = {
-    "pressure": ("pressure_mean_bar", "pressure_ripple_rel"),
-    "flow": ("flow_mean", "flow_ripple_rel"),
-    "speed": ("speed_mean_rpm", "speed_ripple_rel"),
-    "current": ("current_mean_a", "current_ripple_rel"),
-}
+STUCK_COLUMNS: dict[str, tuple[str, str]] = {s: (LEVEL_FEATURES[s], RIPPLE_FEATURES[s]) for s in SIGNALS}
 
 #: Consecutive identical windows of a signal that mean a stuck sensor (a training run yields 2-3 windows).
 STUCK_ROWS = 2
@@ -119,8 +108,6 @@ def feature_ranges(
     fs : float
         Sample rate (Hz).
     """
-    from fedtwin.features import FEATURE_NAMES, GEAR_RATIO
-
     p, q, s, i = (
         (float(signal_ranges[n][0]), float(signal_ranges[n][1]))
         for n in ("pressure", "flow", "speed", "current")

@@ -10,6 +10,8 @@ Pure numpy (matplotlib only inside :func:`plot_overview`); importing this packag
 - :func:`sweep`: full-factorial design of labelled scenarios.
 - Physics and numerical scheme: :mod:`plant_models.engine`; parameters: :class:`PumpParams`
   (:func:`default_params` reads ``$FEDTWIN_PLANT_PARAMS_FILE`` when set).
+- The asset's vocabulary (faults, signals, units, ranges, geometry, nominal operating point):
+  :mod:`plant_models.spec`.
 - Calibration of the healthy plant to measured signals: :mod:`plant_models.calibrate` (imports scipy).
 """
 
@@ -20,17 +22,16 @@ from plant_models.runner import LiveSimulator, RunResult, simulate, simulate_bat
 from plant_models.scenario import (
     ALL_FAULT_SETS,
     BEARING_MAX,
-    FAULTS,
     INLET_HEALTHY,
     INLET_MIN,
     LEAK_MAX,
-    SIGNALS,
     Faults,
     OperatingPoint,
     Scenario,
     SensorConfig,
     sweep,
 )
+from plant_models.spec import FAULTS, SIGNALS
 
 __all__ = [
     "ALL_FAULT_SETS",

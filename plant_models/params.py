@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
+from plant_models.spec import GEOMETRY
+
 P_ATM = 101_325.0
 """Atmospheric pressure (Pa abs): suction reservoir, crankcase (seal leak drain) and the air's reference."""
 
@@ -113,10 +115,10 @@ class PumpParams:
         Set-point ramp of the drive (motor rpm/s): live set-point changes are followed at this rate.
     """
 
-    plunger_diameter_m: float = 0.024
-    crank_radius_m: float = 0.015
-    rod_length_m: float = 0.0725
-    gear_ratio: float = 2.0
+    plunger_diameter_m: float = GEOMETRY.plunger_diameter_m
+    crank_radius_m: float = GEOMETRY.crank_radius_m
+    rod_length_m: float = GEOMETRY.rod_length_m
+    gear_ratio: float = GEOMETRY.gear_ratio
     fluid_density_kg_m3: float = 870.0
     fluid_viscosity_m2_s: float = 1.8e-5
     bulk_modulus_pa: float = 1.5e9

@@ -9,26 +9,22 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from plant_models import spec
 from plant_models.params import check_range
+from plant_models.spec import FAULTS, OPTIONAL_SIGNALS, SIGNALS
 
-FAULTS: tuple[str, ...] = ("leak", "blocked_inlet", "bearing")
-"""Mechanical fault names; the order is the order of label columns."""
+_LEAK, _INLET, _BEARING = spec.fault("leak"), spec.fault("blocked_inlet"), spec.fault("bearing")
+_OP = spec.OPERATING_POINT
 
-SIGNALS: tuple[str, ...] = ("pressure", "flow", "speed", "current")
-"""Sensor names, in the order used everywhere (units: bar gauge, L/min, motor rpm, A)."""
-
-OPTIONAL_SIGNALS: tuple[str, ...] = ("vibration",)
-"""Signals only produced when enabled in :class:`SensorConfig` (vibration: m/s^2)."""
-
-LEAK_MAX = 0.036
+LEAK_MAX = _LEAK.study_range[1]
 """Largest seal leak area (severity 1), as a fraction of the check valve max area."""
-INLET_HEALTHY = 1.0
+INLET_HEALTHY = _INLET.healthy
 """Healthy inlet check valve area factor."""
-INLET_MIN = 0.53
+INLET_MIN = _INLET.study_range[1]
 """Inlet check valve area factor at severity 1 (the accuracy study's most blocked level)."""
-INLET_FLOOR = 0.3
+INLET_FLOOR = _INLET.accepted[0]
 """Smallest accepted inlet area factor (the fault-sweep study's most blocked level)."""
-INLET_STUDY_MILDEST = 0.8
+INLET_STUDY_MILDEST = _INLET.study_range[0]
 """The accuracy study's mildest blocked-inlet level; factors from 1 down to it are the reference's
 "nominal variants" (its fault-sweep study), reached here at severity ``INLET_STUDY_SEVERITY``."""
 INLET_STUDY_SEVERITY = 0.1
@@ -52,7 +48,7 @@ def inlet_severity(factor: float) -> float:
     return INLET_STUDY_SEVERITY + frac * (1.0 - INLET_STUDY_SEVERITY)
 
 
-BEARING_MAX = 6.0e-4
+BEARING_MAX = _BEARING.study_range[1]
 """Largest extra crank bearing friction, N*m/(deg/s)."""
 
 ALL_FAULT_SETS: tuple[tuple[str, ...], ...] = tuple(
@@ -150,13 +146,12 @@ class Faults:
 
     def severities(self) -> np.ndarray:
         """Severity in [0, 1] per ``FAULTS``."""
-        return np.array(
-            [
-                self.leak / LEAK_MAX,
-                inlet_severity(self.inlet_area_factor),
-                self.bearing_friction / BEARING_MAX,
-            ]
-        )
+        sev = {
+            "leak": self.leak / LEAK_MAX,
+            "blocked_inlet": inlet_severity(self.inlet_area_factor),
+            "bearing": self.bearing_friction / BEARING_MAX,
+        }
+        return np.array([sev[name] for name in FAULTS])
 
     def labels(self) -> np.ndarray:
         """0/1 per ``FAULTS`` (sensor faults and the broken winding are not labelled here)."""
@@ -183,14 +178,16 @@ class OperatingPoint:
         System back-pressure the load orifice discharges into (bar gauge), [0, 30]; 7 in the reference.
     """
 
-    speed_rpm: float = 958.0
-    load_area_factor: float = 1.0
-    back_pressure_bar: float = 7.0
+    speed_rpm: float = _OP.speed_rpm
+    load_area_factor: float = _OP.load_area_factor
+    back_pressure_bar: float = _OP.back_pressure_bar
 
     def __post_init__(self) -> None:
-        check_range("speed_rpm", self.speed_rpm, 0.0, 1500.0, lo_open=True, unit="crank rpm")
-        check_range("load_area_factor", self.load_area_factor, 0.2, 5.0)
-        check_range("back_pressure_bar", self.back_pressure_bar, 0.0, 30.0, unit="bar gauge")
+        check_range("speed_rpm", self.speed_rpm, 0.0, _OP.speed_rpm_max, lo_open=True, unit="crank rpm")
+        check_range("load_area_factor", self.load_area_factor, *_OP.load_area_factor_range)
+        check_range(
+            "back_pressure_bar", self.back_pressure_bar, *_OP.back_pressure_bar_range, unit="bar gauge"
+        )
 
 
 @dataclass(frozen=True)
@@ -231,7 +228,7 @@ class SensorConfig:
     @property
     def signals(self) -> tuple[str, ...]:
         """Names of the produced signals."""
-        return SIGNALS + (("vibration",) if self.vibration else ())
+        return SIGNALS + (OPTIONAL_SIGNALS if self.vibration else ())
 
 
 @dataclass(frozen=True)
@@ -333,9 +330,7 @@ def sweep(
             cyls = leak_cylinders if "leak" in fset else (0,)
             for cyl in cyls:
                 sev_of = {k: (sev if k in fset else 0.0) for k in FAULTS}
-                faults = Faults.from_severity(
-                    sev_of["leak"], sev_of["blocked_inlet"], sev_of["bearing"], leak_cylinder=cyl
-                )
+                faults = Faults.from_severity(**sev_of, leak_cylinder=cyl)
                 for i, op in enumerate(ops):
                     for seed in seed_list:
                         label = "+".join(fset) or "healthy"

@@ -255,23 +255,9 @@ def emit_drift_event(payload: dict[str, Any], fleet: str) -> str | None:
 @task
 def estimate_operating_point(windows: pd.DataFrame) -> dict[str, float]:
     """The operating point the stream shows (median over windows of the level features)."""
-    from fedtwin.recalibrate import estimate_operating_point as estimate
-    from fedtwin.recalibrate import to_operating_point
+    from fedtwin.recalibrate import estimate_from_features, summary, to_operating_point
 
-    # Each window's level features stand for a constant window, so the estimator's medians are over windows.
-    signals = {
-        "pressure": windows["pressure_mean_bar"].to_numpy()[:, None],
-        "flow": windows["flow_mean"].to_numpy()[:, None],
-        "speed": windows["speed_mean_rpm"].to_numpy()[:, None],
-        "current": windows["current_mean_a"].to_numpy()[:, None],
-    }
-    est = estimate({k: np.repeat(v, 2, axis=1) for k, v in signals.items()}, get_settings().sample_rate_hz)
+    est = estimate_from_features(windows)
     op = to_operating_point(est)
     get_run_logger().info("stream operating point: %s -> %s", est, op)
-    return {
-        "speed_rpm": float(op.speed_rpm),
-        "load_area_factor": float(op.load_area_factor),
-        "outlet_pressure_bar": float(est.outlet_pressure_bar),
-        "flow_lpm": float(est.flow_lpm),
-        "n_windows": float(est.n_windows),
-    }
+    return summary(est, op)

@@ -21,12 +21,13 @@ from federated.client import (
 )
 from federated.model import FaultClassifier, get_parameters, model_config, model_from_config, train_local
 from federated.strategy import FedAvg
+from plant_models.spec import FAULTS
 
 from .conftest import N_FEATURES
 
 
 def _config(hidden: int = 4, **extra: object) -> tuple[dict, list[np.ndarray]]:
-    model = FaultClassifier(hidden=hidden).initialize(N_FEATURES)
+    model = FaultClassifier(fault_names=FAULTS, hidden=hidden).initialize(N_FEATURES)
     return {"model": model_config(model), "options": {"local_epochs": 2, **extra}}, get_parameters(model)
 
 
@@ -216,7 +217,7 @@ def test_fit_options_round_trip_as_plain_data_and_refuse_typos() -> None:
         ValueError, match=r"^unknown fit option\(s\) \['local_epoch'\]; known: \['batch_size', "
     ):
         FitOptions.from_plain({"local_epoch": 2})
-    model = FaultClassifier(hidden=0).initialize(N_FEATURES)
+    model = FaultClassifier(fault_names=FAULTS, hidden=0).initialize(N_FEATURES)
     with pytest.raises(ValueError, match=r"^unknown fit option\(s\) \['epochs'\]"):
         FedAvg({"model": model_config(model), "epochs": 2})  # refused when the strategy is built
 

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from federated.baseline import (
-    BASELINE_INPUTS,
-    BASELINE_TARGETS,
     local_gram,
     local_residual_ss,
     set_residual_scale,
@@ -23,6 +21,8 @@ from federated.server import build_initial_model, run_rounds, validate_sites
 from federated.site import run_site_op
 from federated.stats import FeatureStats, local_stats, merge_stats
 from federated.strategy import FedAvg, QuorumError
+from fedtwin.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
+from plant_models.spec import FAULTS
 
 NAMES = [*BASELINE_INPUTS, *BASELINE_TARGETS]
 
@@ -47,18 +47,22 @@ def test_site_answers_sum_to_the_pooled_computation(sites: dict[str, ClientData]
     pooled = ClientData(
         np.vstack([c.X for c in sites.values()]), np.vstack([c.Y for c in sites.values()]), "all"
     )
-    args = {"feature_names": NAMES, "targets": list(BASELINE_TARGETS)}
+    args = {"feature_names": NAMES, "spec": PUMP_BASELINE.to_json()}
     grams = [run_site_op(SiteCall(s, "gram", 0, args), c) for s, c in sites.items()]
-    whole = local_gram(pooled.X, pooled.Y, NAMES)
+    whole = local_gram(pooled.X, pooled.Y, NAMES, PUMP_BASELINE)
     for key in ("gram", "cross", "count"):
         np.testing.assert_allclose(sum(g[key] for g in grams), whole[key], rtol=1e-12)
-    base = solve_baseline(grams)
-    ss_args = {"feature_names": NAMES, "baseline": json.loads(json.dumps(base.to_json()))}
+    base = solve_baseline(grams, PUMP_BASELINE)
+    ss_args = {
+        "feature_names": NAMES,
+        "baseline": json.loads(json.dumps(base.to_json())),
+        "spec": PUMP_BASELINE.to_json(),
+    }
     ss = [run_site_op(SiteCall(s, "residual_ss", 0, ss_args), c) for s, c in sites.items()]
-    whole_ss = local_residual_ss(pooled.X, pooled.Y, NAMES, base)
+    whole_ss = local_residual_ss(pooled.X, pooled.Y, NAMES, base, PUMP_BASELINE)
     np.testing.assert_allclose(sum(s["ss"] for s in ss), whole_ss["ss"], rtol=1e-10)
-    model = FaultClassifier(hidden=2, feature_names=NAMES).initialize(
-        len(NAMES), None, None, set_residual_scale(base, ss)
+    model = FaultClassifier(fault_names=FAULTS, hidden=2, feature_names=NAMES).initialize(
+        len(NAMES), None, None, set_residual_scale(base, ss, PUMP_BASELINE)
     )
     st_args = {"model": model_config(model), "params": get_parameters(model)}
     stats = [
@@ -73,13 +77,16 @@ def test_site_answers_sum_to_the_pooled_computation(sites: dict[str, ClientData]
 
 def test_round_zero_model_equals_the_pooled_statistics(sites: dict[str, ClientData]) -> None:
     model, active, excluded = build_initial_model(
-        FaultClassifier(hidden=2, feature_names=NAMES), InProcessExecutor(sites), list(sites)
+        FaultClassifier(fault_names=FAULTS, hidden=2, feature_names=NAMES),
+        InProcessExecutor(sites),
+        list(sites),
+        baseline_spec=PUMP_BASELINE,
     )
     assert active == ["s0", "s1", "s2"] and excluded == {}
     X = np.vstack([c.X for c in sites.values()])
     Y = np.vstack([c.Y for c in sites.values()])
-    base = solve_baseline([local_gram(X, Y, NAMES)])
-    base = set_residual_scale(base, [local_residual_ss(X, Y, NAMES, base)])
+    base = solve_baseline([local_gram(X, Y, NAMES, PUMP_BASELINE)], PUMP_BASELINE)
+    base = set_residual_scale(base, [local_residual_ss(X, Y, NAMES, base, PUMP_BASELINE)], PUMP_BASELINE)
     # The normal equations are ill-conditioned: compare what the baseline predicts, not its coefficients.
     np.testing.assert_allclose(
         model.baseline_.raw_residuals(X, NAMES), base.raw_residuals(X, NAMES), atol=1e-6
@@ -92,10 +99,9 @@ def test_round_zero_model_equals_the_pooled_statistics(sites: dict[str, ClientDa
 
 def test_round_zero_without_baseline_scales_the_raw_features(sites: dict[str, ClientData]) -> None:
     model, _, _ = build_initial_model(
-        FaultClassifier(hidden=0, feature_names=NAMES),
+        FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES),
         InProcessExecutor(sites),
         list(sites),
-        baseline_targets=None,
     )
     X = np.vstack([c.X for c in sites.values()])
     assert model.baseline_ is None
@@ -109,9 +115,10 @@ def _down(call: SiteCall) -> object:
 def test_round_zero_drops_a_site_that_fails_and_names_it(sites: dict[str, ClientData]) -> None:
     data: dict[str, object] = {**sites, "s2": _down}
     model, active, excluded = build_initial_model(
-        FaultClassifier(hidden=0, feature_names=NAMES),
+        FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES),
         InProcessExecutor(data),
         list(data),  # type: ignore[arg-type]
+        baseline_spec=PUMP_BASELINE,
     )
     assert active == ["s0", "s1"]
     assert excluded == {"s2": "round 0 gram failed: ConnectionError: site unreachable"}
@@ -121,7 +128,10 @@ def test_round_zero_drops_a_site_that_fails_and_names_it(sites: dict[str, Client
         QuorumError, match=r"^round 0: no site answered 'gram'; failures: round 0 gram failed"
     ):
         build_initial_model(
-            FaultClassifier(hidden=0, feature_names=NAMES), InProcessExecutor({"x": _down}), ["x"]
+            FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES),
+            InProcessExecutor({"x": _down}),
+            ["x"],
+            baseline_spec=PUMP_BASELINE,
         )
 
 
@@ -194,7 +204,9 @@ def test_client_result_round_trips_as_plain_data() -> None:
 def test_rounds_through_an_executor_skip_or_raise_below_quorum(sites: dict[str, ClientData]) -> None:
     """One healthy site and one that is down: below min_fit_clients=2 every round."""
     model, _, _ = build_initial_model(
-        FaultClassifier(hidden=0, feature_names=NAMES), InProcessExecutor(sites), list(sites)
+        FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES),
+        InProcessExecutor(sites),
+        list(sites),
     )
     ex = InProcessExecutor({"s0": sites["s0"], "down": _down})
     init = get_parameters(model)

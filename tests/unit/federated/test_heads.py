@@ -8,10 +8,6 @@ import numpy as np
 import pytest
 
 from federated.baseline import (
-    BASELINE_INPUTS,
-    BASELINE_TARGETS,
-    LEAK_SHARED,
-    LEAK_SIGNATURE,
     local_gram,
     local_residual_ss,
     set_residual_scale,
@@ -32,6 +28,8 @@ from federated.model import (
     to_arrays,
     train_local,
 )
+from fedtwin.recipe import BASELINE_INPUTS, BASELINE_TARGETS, LEAK_SHARED, LEAK_SIGNATURE, PUMP_BASELINE
+from plant_models.spec import FAULTS
 
 from .conftest import N_FEATURES, make_rows
 
@@ -43,7 +41,7 @@ GROUPS = (0, 1, 1, 2)
 
 def _grouped(hidden: int = 0) -> FaultClassifier:
     return FaultClassifier(
-        hidden=hidden, feature_names=NAMES, head_inputs=INPUTS, head_groups=GROUPS
+        fault_names=FAULTS, hidden=hidden, feature_names=NAMES, head_inputs=INPUTS, head_groups=GROUPS
     ).initialize(N_FEATURES)
 
 
@@ -117,15 +115,17 @@ def test_two_kinds_of_evidence_are_both_recognised() -> None:
 
 def test_bad_head_structure_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown"):
-        FaultClassifier(feature_names=NAMES, head_inputs=(("f0",), ("nope",), ("f2",))).initialize(N_FEATURES)
+        FaultClassifier(
+            fault_names=FAULTS, feature_names=NAMES, head_inputs=(("f0",), ("nope",), ("f2",))
+        ).initialize(N_FEATURES)
     with pytest.raises(ValueError, match="every fault"):
-        FaultClassifier(feature_names=NAMES, head_inputs=(("f0",), ("f1",)), head_groups=(0, 0)).initialize(
-            N_FEATURES
-        )
+        FaultClassifier(
+            fault_names=FAULTS, feature_names=NAMES, head_inputs=(("f0",), ("f1",)), head_groups=(0, 0)
+        ).initialize(N_FEATURES)
     with pytest.raises(ValueError, match="entries"):
-        FaultClassifier(feature_names=NAMES, head_inputs=(("f0",),), head_groups=(0, 1, 2)).initialize(
-            N_FEATURES
-        )
+        FaultClassifier(
+            fault_names=FAULTS, feature_names=NAMES, head_inputs=(("f0",),), head_groups=(0, 1, 2)
+        ).initialize(N_FEATURES)
 
 
 def test_structure_survives_serialisation_and_version_1_models_still_load() -> None:
@@ -138,7 +138,7 @@ def test_structure_survives_serialisation_and_version_1_models_still_load() -> N
     client = model_from_config(json.loads(json.dumps(model_config(model))), get_parameters(model))
     np.testing.assert_allclose(client.predict_proba(X), model.predict_proba(X))
 
-    old = FaultClassifier(hidden=2, feature_names=NAMES).initialize(N_FEATURES)
+    old = FaultClassifier(fault_names=FAULTS, hidden=2, feature_names=NAMES).initialize(N_FEATURES)
     arrays, meta = to_arrays(old)
     hp = {k: v for k, v in meta["hyperparameters"].items() if not k.startswith("head_")}
     v1 = {**meta, "format_version": 1, "hyperparameters": hp}
@@ -180,8 +180,9 @@ def test_leak_share_is_removed_and_equals_the_pooled_fit() -> None:
     rng = np.random.default_rng(5)
     parts = [_baseline_rows(rng, 200, None), _baseline_rows(rng, 150, 0), _baseline_rows(rng, 150, 1)]
     parts[1] = (np.vstack([parts[1][0], parts[0][0][:50]]), np.vstack([parts[1][1], parts[0][1][:50]]))
-    base = solve_baseline(local_gram(X, Y, BNAMES) for X, Y in parts)
-    base = set_residual_scale(base, [local_residual_ss(X, Y, BNAMES, base) for X, Y in parts])
+    base = solve_baseline((local_gram(X, Y, BNAMES, PUMP_BASELINE) for X, Y in parts), PUMP_BASELINE)
+    ss = [local_residual_ss(X, Y, BNAMES, base, PUMP_BASELINE) for X, Y in parts]
+    base = set_residual_scale(base, ss, PUMP_BASELINE)
     assert base.shared_coef is not None and base.shared == LEAK_SHARED
     # Federated coefficients = least squares on the pooled no-fault-but-leak rows.
     X = np.vstack([x[y[:, 1:].sum(axis=1) == 0] for x, y in parts])
@@ -204,8 +205,9 @@ def test_leak_share_is_removed_and_equals_the_pooled_fit() -> None:
 def test_no_leak_rows_keeps_the_inputs_and_removes_nothing() -> None:
     rng = np.random.default_rng(6)
     parts = [_baseline_rows(rng, 200, None), _baseline_rows(rng, 100, 1)]
-    base = solve_baseline(local_gram(X, Y, BNAMES) for X, Y in parts)
-    base = set_residual_scale(base, [local_residual_ss(X, Y, BNAMES, base) for X, Y in parts])
+    base = solve_baseline((local_gram(X, Y, BNAMES, PUMP_BASELINE) for X, Y in parts), PUMP_BASELINE)
+    ss = [local_residual_ss(X, Y, BNAMES, base, PUMP_BASELINE) for X, Y in parts]
+    base = set_residual_scale(base, ss, PUMP_BASELINE)
     assert base.shared_coef is not None and not base.shared_coef.any()
     out = dict(zip(base.output_names, base.transform(parts[1][0], BNAMES).T, strict=True))
     for name in LEAK_SHARED:
@@ -213,7 +215,7 @@ def test_no_leak_rows_keeps_the_inputs_and_removes_nothing() -> None:
 
 
 def test_sigmoid_is_what_the_noisy_or_reduces_to() -> None:
-    model = FaultClassifier(hidden=0, feature_names=NAMES).initialize(N_FEATURES)
+    model = FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES).initialize(N_FEATURES)
     z = np.linspace(-50, 50, 11)[:, None].repeat(3, axis=1)
     np.testing.assert_allclose(model._fault_logits(z), z, atol=1e-9)
     np.testing.assert_allclose(_sigmoid(model._fault_logits(z)), _sigmoid(z), atol=1e-12)
@@ -234,7 +236,7 @@ def test_decide_by_hand() -> None:
 
 def test_fallback_is_validated_used_by_predict_and_serialised() -> None:
     with pytest.raises(ValueError, match="fallback_threshold"):
-        FaultClassifier(fallback_threshold=1.5).initialize(N_FEATURES)
+        FaultClassifier(fault_names=FAULTS, fallback_threshold=1.5).initialize(N_FEATURES)
     model = _grouped()
     W, b = get_parameters(model)
     b[:] = [-0.5, -2.0, -2.0, -3.0]  # leak p = 0.38: below 0.5

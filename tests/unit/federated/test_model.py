@@ -19,6 +19,7 @@ from federated.model import (
     set_parameters,
     to_arrays,
 )
+from plant_models.spec import FAULTS
 
 from .conftest import make_rows
 
@@ -32,7 +33,7 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("hidden", [0, 5])
 def test_fit_contract_and_accuracy(hidden: int) -> None:
     X, Y = _data()
-    model = FaultClassifier(hidden=hidden, epochs=30)
+    model = FaultClassifier(fault_names=FAULTS, hidden=hidden, epochs=30)
     assert model.fit(X, Y) is model
     P = model.predict_proba(X)
     assert P.shape == (len(X), 3) and np.all((P >= 0) & (P <= 1))
@@ -45,7 +46,7 @@ def test_fit_contract_and_accuracy(hidden: int) -> None:
 @pytest.mark.parametrize("hidden", [0, 3])
 def test_gradients_match_finite_differences(hidden: int) -> None:
     X, Y = _data()
-    model = FaultClassifier(hidden=hidden, activation="tanh").initialize(X.shape[1])
+    model = FaultClassifier(fault_names=FAULTS, hidden=hidden, activation="tanh").initialize(X.shape[1])
     rng = np.random.default_rng(3)
     params = [p + 0.3 * rng.normal(size=p.shape) for p in get_parameters(model)]
     mask = np.ones(3)
@@ -66,7 +67,7 @@ def test_gradients_match_finite_differences(hidden: int) -> None:
 
 def test_parameter_bridge_roundtrip_and_validation() -> None:
     X, Y = _data()
-    model = FaultClassifier(hidden=4, epochs=2).fit(X, Y)
+    model = FaultClassifier(fault_names=FAULTS, hidden=4, epochs=2).fit(X, Y)
     params = get_parameters(model)
     params[0][0, 0, 0] = 123.0
     set_parameters(model, params)
@@ -84,9 +85,9 @@ def test_parameter_bridge_roundtrip_and_validation() -> None:
 @pytest.mark.parametrize("hidden", [0, 4])
 def test_to_arrays_from_arrays_through_npz_without_pickle(hidden: int) -> None:
     X, Y = _data()
-    model = FaultClassifier(hidden=hidden, epochs=3, feature_names=[f"f{i}" for i in range(X.shape[1])]).fit(
-        X, Y
-    )
+    model = FaultClassifier(
+        fault_names=FAULTS, hidden=hidden, epochs=3, feature_names=[f"f{i}" for i in range(X.shape[1])]
+    ).fit(X, Y)
     model.thresholds_ = np.array([0.4, 0.5, 0.6])
     arrays, meta = to_arrays(model)
     buf = io.BytesIO()
@@ -103,7 +104,7 @@ def test_to_arrays_from_arrays_through_npz_without_pickle(hidden: int) -> None:
 
 def test_from_arrays_rejects_unsafe_or_foreign_input() -> None:
     X, Y = _data()
-    arrays, meta = to_arrays(FaultClassifier(hidden=0, epochs=1).fit(X, Y))
+    arrays, meta = to_arrays(FaultClassifier(fault_names=FAULTS, hidden=0, epochs=1).fit(X, Y))
     with pytest.raises(ValueError, match="model_kind"):
         from_arrays(arrays, {**meta, "model_kind": "other"})
     with pytest.raises(ValueError, match="dtype"):
@@ -114,7 +115,7 @@ def test_from_arrays_rejects_unsafe_or_foreign_input() -> None:
 
 def test_platt_calibration_folds_into_head() -> None:
     X, Y = _data()
-    model = FaultClassifier(hidden=3, epochs=20).fit(X, Y)
+    model = FaultClassifier(fault_names=FAULTS, hidden=3, epochs=20).fit(X, Y)
     before = model.decision_function(X)
     a, c = calibrate_head(model, X, Y[:, 1], head=1)
     after = model.decision_function(X)

@@ -25,12 +25,13 @@ from federated.model import (
     to_arrays,
     train_local,
 )
+from plant_models.spec import FAULTS
 
 NAMES = ("f0", "f1")
 
 
 def _logistic(**kw: Any) -> FaultClassifier:
-    return FaultClassifier(hidden=0, feature_names=NAMES, **kw).initialize(2)
+    return FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES, **kw).initialize(2)
 
 
 def test_sigmoid_is_stable_at_both_ends() -> None:
@@ -43,7 +44,7 @@ def test_sigmoid_is_stable_at_both_ends() -> None:
 def test_logistic_forward_by_hand() -> None:
     """Inputs standardised by mean (1, 2), scale (2, 4): x = (3, 6) -> (1, 1). Head logits W @ x + b:
     (1 - 2 + 0.5, 0 + 3 - 1, 2 + 2 + 0) = (-0.5, 2, 4)."""
-    m = FaultClassifier(hidden=0, feature_names=NAMES).initialize(
+    m = FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES).initialize(
         2, np.array([1.0, 2.0]), np.array([2.0, 4.0])
     )
     set_parameters(m, [np.array([[1.0, -2.0], [0.0, 3.0], [2.0, 2.0]]), np.array([0.5, -1.0, 0.0])])
@@ -58,7 +59,9 @@ def test_logistic_forward_by_hand() -> None:
 @pytest.mark.parametrize(("activation", "act"), [("tanh", np.tanh), ("relu", lambda z: np.maximum(z, 0.0))])
 def test_mlp_forward_by_hand(activation: str, act: Any) -> None:
     """One hidden unit per head: z_k = W2_k * act(x . W1_k + b1_k) + b2_k, x = (1, -1)."""
-    m = FaultClassifier(hidden=1, activation=activation, feature_names=NAMES).initialize(2)
+    m = FaultClassifier(fault_names=FAULTS, hidden=1, activation=activation, feature_names=NAMES).initialize(
+        2
+    )
     W1 = np.array([[[0.5], [0.25]], [[-1.0], [1.0]], [[2.0], [0.0]]])
     b1 = np.array([[0.1], [0.0], [-0.5]])
     W2 = np.array([[2.0], [1.0], [-1.0]])
@@ -72,7 +75,9 @@ def test_mlp_forward_by_hand(activation: str, act: Any) -> None:
 def test_noisy_or_logits_small_and_large() -> None:
     """Two heads of one fault at logit 0: p = 1 - 0.5 * 0.5 = 0.75, logit log 3. At logits 40 and 35 the
     softplus sum (about 75) is past the expm1 switch: the logit is the sum itself."""
-    m = FaultClassifier(hidden=0, feature_names=NAMES, head_groups=(0, 1, 1, 2)).initialize(2)
+    m = FaultClassifier(
+        fault_names=FAULTS, hidden=0, feature_names=NAMES, head_groups=(0, 1, 1, 2)
+    ).initialize(2)
     W, _ = get_parameters(m)
     set_parameters(m, [W, np.array([0.0, 0.0, 0.0, 0.0])])
     np.testing.assert_allclose(m.decision_function(np.zeros((1, 2)))[0], [0.0, np.log(3.0), 0.0], atol=1e-12)
@@ -169,7 +174,7 @@ def test_relu_gradients_match_finite_differences() -> None:
     rng = np.random.default_rng(5)
     X = rng.normal(size=(12, 2))
     Y = (rng.random((12, 3)) < 0.5).astype(float)
-    m = FaultClassifier(hidden=3, activation="relu", feature_names=NAMES).initialize(2)
+    m = FaultClassifier(fault_names=FAULTS, hidden=3, activation="relu", feature_names=NAMES).initialize(2)
     params = [p + 0.3 * rng.normal(size=p.shape) for p in get_parameters(m)]
     grads = _gradients(m, params, X, Y, np.ones(3))
 
@@ -221,7 +226,7 @@ def test_fit_standardises_with_a_floor_for_constant_columns() -> None:
     X = np.column_stack([rng.normal(3.0, 2.0, size=200), np.full(200, 5.0)])
     Y = np.zeros((200, 3), dtype=int)
     Y[:100, 0] = 1
-    m = FaultClassifier(hidden=0, epochs=1, feature_names=NAMES).fit(X, Y)
+    m = FaultClassifier(fault_names=FAULTS, hidden=0, epochs=1, feature_names=NAMES).fit(X, Y)
     np.testing.assert_allclose(m.mean_, [X[:, 0].mean(), 5.0])
     np.testing.assert_allclose(m.scale_, [X[:, 0].std(), 1.0])
     assert m.baseline_ is None  # the baseline's inputs are not among these features
@@ -252,23 +257,23 @@ def test_fit_standardises_with_a_floor_for_constant_columns() -> None:
 )
 def test_initialize_refusals(kwargs: dict[str, Any], init: dict[str, Any], msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
-        FaultClassifier(hidden=0, feature_names=NAMES, **kwargs).initialize(2, **init)
+        FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES, **kwargs).initialize(2, **init)
 
 
 def test_initialize_accepts_a_fallback_inside_the_interval_and_needs_baseline_features() -> None:
     assert _logistic(fallback_threshold=0.3).fallback_threshold == 0.3
     base = HealthyBaseline(("p",), ("t",), np.array([7.0]), np.zeros((3, 1)), np.ones(1))
     with pytest.raises(ValueError, match=r"baseline needs features missing from feature_names: \['p', 't'\]"):
-        FaultClassifier(hidden=0, feature_names=NAMES).initialize(2, None, None, base)
+        FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=NAMES).initialize(2, None, None, base)
 
 
 def test_uninitialised_model_and_bad_input_are_refused() -> None:
     with pytest.raises(
         RuntimeError, match=r"^FaultClassifier is not initialised; call fit\(\) or initialize\(\) first$"
     ):
-        FaultClassifier().decision_function(np.zeros((1, 2)))
+        FaultClassifier(fault_names=FAULTS).decision_function(np.zeros((1, 2)))
     with pytest.raises(RuntimeError, match="not initialised"):
-        get_parameters(FaultClassifier())
+        get_parameters(FaultClassifier(fault_names=FAULTS))
     with pytest.raises(ValueError, match=r"X must have shape \(n, 2\), got \(1, 3\)"):
         _logistic().predict(np.zeros((1, 3)))
     with pytest.raises(ValueError, match=r"X must have shape \(n, 2\), got \(2,\)"):
@@ -279,7 +284,11 @@ def test_glorot_init_by_hand() -> None:
     """Heads read one input each (fan-in 1), 4 hidden units: W1 within sqrt(6 / 5), zero on unread inputs;
     W2 within sqrt(6 / 5); biases zero; thresholds 0.5. The seed fixes the draw."""
     m = FaultClassifier(
-        hidden=4, feature_names=NAMES, head_inputs=(("f0",), ("f1",), ("f1",)), random_state=3
+        fault_names=FAULTS,
+        hidden=4,
+        feature_names=NAMES,
+        head_inputs=(("f0",), ("f1",), ("f1",)),
+        random_state=3,
     )
     m.initialize(2)
     W1, b1, W2, b2 = get_parameters(m)
@@ -290,15 +299,21 @@ def test_glorot_init_by_hand() -> None:
     assert not b1.any() and not b2.any()
     np.testing.assert_array_equal(m.thresholds_, [0.5, 0.5, 0.5])
     again = FaultClassifier(
-        hidden=4, feature_names=NAMES, head_inputs=(("f0",), ("f1",), ("f1",)), random_state=3
+        fault_names=FAULTS,
+        hidden=4,
+        feature_names=NAMES,
+        head_inputs=(("f0",), ("f1",), ("f1",)),
+        random_state=3,
     )
     np.testing.assert_array_equal(get_parameters(again.initialize(2))[0], W1)
 
 
 def test_input_names() -> None:
     assert _logistic().input_names() == ["f0", "f1"]
-    assert FaultClassifier(hidden=0).initialize(2).input_names() == ["x0", "x1"]
-    assert FaultClassifier(hidden=0, feature_names=("a",)).initialize(2).input_names() == ["x0", "x1"]
+    assert FaultClassifier(fault_names=FAULTS, hidden=0).initialize(2).input_names() == ["x0", "x1"]
+    assert FaultClassifier(fault_names=FAULTS, hidden=0, feature_names=("a",)).initialize(
+        2
+    ).input_names() == ["x0", "x1"]
 
 
 def test_set_parameters_refusals() -> None:
@@ -317,7 +332,7 @@ def test_set_parameters_refusals() -> None:
 
 
 def test_serialised_form_by_hand() -> None:
-    m = FaultClassifier(
+    m = FaultClassifier(fault_names=FAULTS,
         hidden=np.int64(2), feature_names=NAMES, head_groups=(0, 1, 1, 2), fallback_threshold=0.25,
         head_inputs=(("f0",), ("f1",), ("f0", "f1"), ("f1",)),
     ).initialize(2, np.array([1.0, 2.0]), np.array([3.0, 4.0]))  # fmt: skip
@@ -393,7 +408,7 @@ def test_training_targets_are_checked() -> None:
 def test_fit_with_baseline_features_standardises_the_augmented_input() -> None:
     """With the baseline's inputs and targets among the features, fit adds its residual columns and the
     scaler covers features plus residuals."""
-    from federated.baseline import BASELINE_INPUTS, BASELINE_TARGETS
+    from fedtwin.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
 
     names = list(BASELINE_INPUTS) + list(BASELINE_TARGETS)
     rng = np.random.default_rng(6)
@@ -404,7 +419,7 @@ def test_fit_with_baseline_features_standardises_the_augmented_input() -> None:
     Y = np.zeros((n, 3), dtype=int)
     Y[:100, 1] = 1
     X[:100, 2] += 0.3
-    m = FaultClassifier(hidden=0, epochs=1, feature_names=names).fit(X, Y)
+    m = FaultClassifier(fault_names=FAULTS, hidden=0, epochs=1, feature_names=names).fit(X, Y, PUMP_BASELINE)
     assert m.baseline_ is not None
     width = len(names) + len(m.baseline_.output_names)
     assert m.mean_.shape == (width,) and m.n_inputs_ == width
@@ -438,7 +453,9 @@ def test_platt_calibration_is_the_regularised_log_loss_optimum() -> None:
 
 
 def test_noisy_or_head_is_not_calibrated_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    m = FaultClassifier(hidden=0, feature_names=NAMES, head_groups=(0, 1, 1, 2)).initialize(2)
+    m = FaultClassifier(
+        fault_names=FAULTS, hidden=0, feature_names=NAMES, head_groups=(0, 1, 1, 2)
+    ).initialize(2)
     with caplog.at_level(logging.INFO, logger="federated.model"):
         assert calibrate_head(m, np.zeros((4, 2)), np.array([0, 1, 0, 1]), head=1) == (1.0, 0.0)
     assert [r.getMessage() for r in caplog.records] == ["head 1 is a noisy-OR of 2 heads: not calibrated"]
@@ -456,7 +473,7 @@ def test_decide_returns_integers_and_applies_the_fallback_to_a_lone_fault() -> N
 
 
 def test_constructor_defaults() -> None:
-    assert FaultClassifier().get_params() == {
+    assert FaultClassifier(fault_names=FAULTS).get_params() == {
         "hidden": 16, "epochs": 60, "learning_rate": 0.01, "batch_size": 128, "alpha": 1e-4,
         "activation": "tanh", "fault_names": ("leak", "blocked_inlet", "bearing"), "feature_names": None,
         "random_state": 0,

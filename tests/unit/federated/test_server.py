@@ -12,12 +12,13 @@ from federated.client import ClientData, ClientResult, client_update
 from federated.model import FaultClassifier, get_parameters, model_config
 from federated.server import ClientFn, run_federated
 from federated.strategy import FedAvg, QuorumError
+from plant_models.spec import FAULTS
 
 from .conftest import N_FEATURES
 
 
 def _strategy(**kw: object) -> tuple[FedAvg, list[np.ndarray]]:
-    model = FaultClassifier(hidden=0).initialize(N_FEATURES)
+    model = FaultClassifier(fault_names=FAULTS, hidden=0).initialize(N_FEATURES)
     return FedAvg({"model": model_config(model), "local_epochs": 1}, **kw), get_parameters(model)  # type: ignore[arg-type]
 
 

@@ -22,6 +22,7 @@ from federated.server import run_federated
 from federated.stats import FeatureStats, local_stats, mean_std, merge_stats
 from federated.strategy import FedAvg
 from federated.strategy.dp import DPFixedClipping, gaussian_epsilon
+from plant_models.spec import FAULTS
 
 from .conftest import N_FEATURES
 
@@ -38,7 +39,7 @@ def test_merged_stats_equal_pooled(skewed_clients: dict[str, ClientData]) -> Non
 
 
 def test_dp_wrapper_in_the_round_loop_spends_epsilon_per_round(skewed_clients: dict[str, ClientData]) -> None:
-    model = FaultClassifier(hidden=0).initialize(N_FEATURES)
+    model = FaultClassifier(fault_names=FAULTS, hidden=0).initialize(N_FEATURES)
     cfg = {"model": model_config(model), "local_epochs": 1}
     dp = DPFixedClipping(FedAvg(cfg), clip_norm=0.5, noise_multiplier=1.0, seed=0)
     init = get_parameters(model)
@@ -50,7 +51,7 @@ def test_dp_wrapper_in_the_round_loop_spends_epsilon_per_round(skewed_clients: d
 def test_evaluate_known_values() -> None:
     Y = np.array([[0, 0, 0], [0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1]])
     P = np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1]])
-    m = evaluate_predictions(Y, P)
+    m = evaluate_predictions(Y, P, FAULTS)
     assert m["exact_match_8class"] == pytest.approx(3 / 5)
     assert m["fault_detection_acc"] == pytest.approx(4 / 5)
     assert m["false_alarm_rate"] == pytest.approx(1 / 2)
@@ -59,7 +60,10 @@ def test_evaluate_known_values() -> None:
     cm = confusion_subsets(Y, P)
     assert cm.shape == (8, 8) and cm.sum() == 5
     assert cm[0, 0] == 1 and cm[0, 2] == 1 and cm[3, 1] == 1
-    assert subset_names()[3] == "leak+blocked_inlet" and subset_names()[7] == "leak+blocked_inlet+bearing"
+    assert (
+        subset_names(FAULTS)[3] == "leak+blocked_inlet"
+        and subset_names(FAULTS)[7] == "leak+blocked_inlet+bearing"
+    )
 
 
 def test_local_stats_by_hand_even_for_small_integer_input() -> None:
@@ -114,7 +118,7 @@ def test_evaluate_every_metric_by_hand() -> None:
     leak+bearing -> leak+bearing, bearing -> leak+bearing."""
     Y = np.array([[0, 0, 0], [0, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]])
     P = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0, 0], [1, 0, 1], [1, 0, 1]])
-    m = evaluate_predictions(Y, P)
+    m = evaluate_predictions(Y, P, FAULTS)
     assert m["n"] == 6
     assert m["exact_match_8class"] == pytest.approx(3 / 6)
     assert m["fault_detection_acc"] == pytest.approx(4 / 6)  # rows 2 and 4 wrong about "any fault"
@@ -128,7 +132,7 @@ def test_evaluate_every_metric_by_hand() -> None:
     assert m["acc_healthy"] == pytest.approx(1 / 2) and m["acc_leak"] == pytest.approx(1 / 2)
     assert m["acc_leak+bearing"] == 1.0 and m["acc_bearing"] == 0.0
     assert np.isnan(m["acc_blocked_inlet"])  # no such rows
-    assert m["subset_names"] == subset_names()
+    assert m["subset_names"] == subset_names(FAULTS)
     cm = m["confusion"]
     assert (
         cm[0, 0] == 1
@@ -144,14 +148,14 @@ def test_evaluate_every_metric_by_hand() -> None:
 def test_evaluate_rates_without_healthy_or_faulty_rows_are_nan() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "mean of empty slice"
-        only_faults = evaluate_predictions(np.array([[1, 0, 0]]), np.array([[1, 0, 0]]))
-        only_healthy = evaluate_predictions(np.array([[0, 0, 0]]), np.array([[0, 1, 0]]))
+        only_faults = evaluate_predictions(np.array([[1, 0, 0]]), np.array([[1, 0, 0]]), FAULTS)
+        only_healthy = evaluate_predictions(np.array([[0, 0, 0]]), np.array([[0, 1, 0]]), FAULTS)
     assert np.isnan(only_faults["false_alarm_rate"]) and only_faults["missed_fault_rate"] == 0.0
     assert np.isnan(only_healthy["missed_fault_rate"]) and only_healthy["false_alarm_rate"] == 1.0
     with pytest.raises(ValueError, match=r"shape mismatch \(1, 3\) vs \(1, 2\)"):
-        evaluate_predictions(np.zeros((1, 3)), np.zeros((1, 2)))
+        evaluate_predictions(np.zeros((1, 3)), np.zeros((1, 2)), FAULTS)
     with pytest.raises(ValueError, match="shape mismatch"):
-        evaluate_predictions(np.zeros(3), np.zeros(3))
+        evaluate_predictions(np.zeros(3), np.zeros(3), FAULTS)
 
 
 def test_evaluate_model_uses_the_models_fault_names() -> None:
@@ -171,19 +175,21 @@ def test_evaluate_edge_cases_raise_no_warnings() -> None:
     nan, without numpy warnings."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        m = evaluate_predictions(np.array([[1, 0, 0], [1, 0, 0]]), np.array([[1, 0, 0], [0, 0, 0]]))
+        m = evaluate_predictions(np.array([[1, 0, 0], [1, 0, 0]]), np.array([[1, 0, 0], [0, 0, 0]]), FAULTS)
     assert m["recall_leak"] == 0.5 and m["precision_leak"] == 1.0
     assert np.isnan(m["false_alarm_rate"]) and np.isnan(m["acc_healthy"]) and m["missed_fault_rate"] == 0.5
 
 
-def test_evaluate_model_defaults_to_the_pump_faults() -> None:
+def test_evaluate_model_takes_fault_names_from_the_caller_without_model_names() -> None:
     class Plain:
         def predict(self, X: np.ndarray) -> np.ndarray:
             return np.zeros((len(X), 3), dtype=int)
 
-    m = evaluate_model(Plain(), np.zeros((2, 1)), np.array([[0, 0, 0], [0, 0, 1]]))
+    m = evaluate_model(Plain(), np.zeros((2, 1)), np.array([[0, 0, 0], [0, 0, 1]]), FAULTS)
     assert m["subset_names"] == subset_names(("leak", "blocked_inlet", "bearing"))
     assert m["recall_bearing"] == 0.0
+    with pytest.raises(AttributeError):  # federated/ has no default faults to fall back on
+        evaluate_model(Plain(), np.zeros((2, 1)), np.array([[0, 0, 0], [0, 0, 1]]))
 
 
 def test_subset_helpers_and_confusion_text() -> None:
@@ -191,7 +197,8 @@ def test_subset_helpers_and_confusion_text() -> None:
     np.testing.assert_array_equal(subset_codes(np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0]])), [5, 2, 0])
     assert all_subsets(2) == [(), (0,), (1,), (0, 1)]
     assert len(all_subsets(3)) == 8 and all_subsets(3)[-1] == (0, 1, 2)
-    header = format_confusion(np.zeros((8, 8), dtype=int), subset_names()).splitlines()[0]
+    short = {"blocked_inlet": "inlet"}
+    header = format_confusion(np.zeros((8, 8), dtype=int), subset_names(FAULTS), short).splitlines()[0]
     # Names shortened ("inlet") and cut at 10 characters so every column is 10 wide.
     assert header.split() == [
         "healthy",
@@ -205,7 +212,7 @@ def test_subset_helpers_and_confusion_text() -> None:
     ]
     with pytest.raises(ValueError):  # one name per row, or it would silently drop rows
         format_confusion(np.zeros((3, 3), dtype=int), ["a", "b"])
-    text = format_confusion(np.array([[1, 2], [30, 4]]), ["healthy", "blocked_inlet"])
+    text = format_confusion(np.array([[1, 2], [30, 4]]), ["healthy", "blocked_inlet"], short)
     assert text == (
         "           healthy      inlet\nhealthy          1          2\ninlet           30          4"
     )

@@ -23,6 +23,7 @@ from federated.strategy import (
     QuorumError,
     make_strategy,
 )
+from plant_models.spec import FAULTS
 
 CFG: dict[str, Any] = {"model": {"fault_names": ["leak", "blocked_inlet", "bearing"], "n_features": 2}}
 
@@ -97,7 +98,7 @@ def test_fedadam_defaults() -> None:
 
 def _prox_site() -> tuple[dict[str, Any], list[np.ndarray], ClientData]:
     """Logistic heads over all-zero (standardised) inputs: only the biases learn, from the label means."""
-    model = FaultClassifier(hidden=0).initialize(2)
+    model = FaultClassifier(fault_names=FAULTS, hidden=0).initialize(2)
     Y = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0, 0]])
     fit = {"model": model_config(model), "local_epochs": 2, "learning_rate": 0.1, "batch_size": 4}
     return {**fit, "optimizer": "sgd"}, get_parameters(model), ClientData(np.zeros((4, 2)), Y, "s")

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fedtwin.recalibrate import estimate_operating_point, to_operating_point
+from fedtwin.features import FEATURE_NAMES, extract_features
+from fedtwin.recalibrate import estimate_from_features, estimate_operating_point, summary, to_operating_point
 from plant_models import OperatingPoint, PumpParams, Scenario, simulate
 
 
@@ -34,6 +35,45 @@ def test_windowed_input_matches_stream() -> None:
     estimate = estimate_operating_point(windows, fs=1000.0)
     assert estimate.n_windows == 6
     assert estimate.speed_rpm == pytest.approx(958.0, rel=0.01)
+
+
+def test_feature_windows_give_the_estimate_of_their_samples() -> None:
+    """The drift monitor holds feature windows: their level features give exactly the samples' estimate,
+    and exactly what the monitor's former detour (each level repeated as a constant 2-sample window) gave."""
+    import pandas as pd
+
+    signals = healthy_signals(1040.0, 1.12)
+    windows = {k: v.reshape(6, -1) for k, v in signals.items()}
+    frame = pd.DataFrame(extract_features(windows, 1000.0), columns=list(FEATURE_NAMES))
+    from_samples = estimate_operating_point(windows, fs=1000.0)
+    assert estimate_from_features(frame) == from_samples
+    columns = {"pressure": "pressure_mean_bar", "flow": "flow_mean", "speed": "speed_mean_rpm"}
+    detour = {s: np.repeat(frame[c].to_numpy()[:, None], 2, axis=1) for s, c in columns.items()}
+    detour["current"] = np.repeat(frame["current_mean_a"].to_numpy()[:, None], 2, axis=1)
+    assert estimate_operating_point(detour, fs=1000.0) == from_samples
+    # Without the current the estimate has none; a plain mapping of columns works as well as a frame.
+    no_current = estimate_from_features({c: frame[c].to_numpy() for c in columns.values()})
+    assert np.isnan(no_current.current_a) and no_current.speed_rpm == from_samples.speed_rpm
+    op = to_operating_point(from_samples, refine=False)
+    assert summary(from_samples, op) == {
+        "speed_rpm": op.speed_rpm,
+        "load_area_factor": op.load_area_factor,
+        "outlet_pressure_bar": from_samples.outlet_pressure_bar,
+        "flow_lpm": from_samples.flow_lpm,
+        "n_windows": 6.0,
+    }
+
+
+def test_feature_windows_bad_input_raises() -> None:
+    good = {"pressure_mean_bar": [7.2] * 3, "flow_mean": [38.0] * 3, "speed_mean_rpm": [1916.0] * 3}
+    with pytest.raises(ValueError, match=r"^feature windows lack speed_mean_rpm; need pressure_mean_bar"):
+        estimate_from_features({k: v for k, v in good.items() if k != "speed_mean_rpm"})
+    with pytest.raises(ValueError, match=r"^feature flow_mean has 1 non-finite values$"):
+        estimate_from_features({**good, "flow_mean": [38.0, np.nan, 38.0]})
+    with pytest.raises(ValueError, match=r"^only 2 feature windows; need at least 3$"):
+        estimate_from_features({k: v[:2] for k, v in good.items()})
+    with pytest.raises(ValueError, match="not positive"):
+        estimate_from_features({**good, "speed_mean_rpm": [0.0] * 3})
 
 
 def test_large_orifice_makes_load_a_lower_bound() -> None:

@@ -13,6 +13,7 @@ from federated.strategy import STRATEGIES, ExpertEnsemble, FedAdam, FedProx, Kru
 from fedtwin.features import FEATURE_NAMES
 from fedtwin.recipe import (
     DEFAULT_FIT,
+    PUMP_BASELINE,
     initial_model,
     make_configured_strategy,
     new_model,
@@ -81,7 +82,9 @@ def test_configured_strategies_carry_the_recipes_options(clients: dict[str, Clie
 
 def test_initial_model_is_the_round_zero_builder_over_in_memory_sites(clients: dict[str, ClientData]) -> None:
     a = initial_model(clients, 4, **SMALL)
-    b, _, _ = build_initial_model(new_model(4, **SMALL), InProcessExecutor(clients), list(clients))
+    b, _, _ = build_initial_model(
+        new_model(4, **SMALL), InProcessExecutor(clients), list(clients), baseline_spec=PUMP_BASELINE
+    )
     np.testing.assert_array_equal(a.mean_, b.mean_)
     np.testing.assert_array_equal(a.scale_, b.scale_)
     for x, y in zip(get_parameters(a), get_parameters(b), strict=True):

@@ -109,13 +109,11 @@ def test_a_site_refuses_ids_it_cannot_hold(tmp_path: Path, site: str, reason: st
 
 
 def test_a_site_answers_from_its_own_directory_and_validates_each_file_once(tmp_path: Path) -> None:
-    from federated.baseline import BASELINE_TARGETS
     from fedtwin.features import FEATURE_NAMES
+    from fedtwin.recipe import PUMP_BASELINE
 
     site = "leak-site0"
-    call = SiteCall(
-        site, "gram", 0, {"feature_names": list(FEATURE_NAMES), "targets": list(BASELINE_TARGETS)}
-    )
+    call = SiteCall(site, "gram", 0, {"feature_names": list(FEATURE_NAMES), "spec": PUMP_BASELINE.to_json()})
     out = codec.decode(answer(site, "gram", 0, request_payload(call, SPEC), tmp_path))
     assert set(out) == {"gram", "cross", "count"} and float(out["count"]) > 0  # sums, not rows
     path = tmp_path / SPEC.key / f"{site}.npz"
