@@ -170,9 +170,9 @@ def _suction_pressure(
     A fixed number of passes, so results do not depend on chunking; the air can dominate here (a blocked
     inlet drives the pressure towards zero, where the air expands and fills the cylinder).
     """
-    c0, ck, ap0, crack, inv_span, inv_dt = c.c0, c.ck, c.ap0, c.crack, c.inv_span, c.inv_dt
+    c0, ck, ap0, crack, p_a, inv_span, _dt, inv_dt = c[:8]
     lo = np.full(ps.size, _P_FLOOR)
-    hi = np.full(ps.size, c.p_a)
+    hi = np.full(ps.size, p_a)
     for _it in range(_SUCTION_ITER):
         dp = P_ATM - ps
         sq = np.sqrt(dp)
@@ -586,25 +586,26 @@ class PumpEngine:
         Each regime is solved on its own (gathered) cylinders; every element is set once. ``pc`` is the
         previous step's pressure (the closed regime's leak and the suction guess start from it).
         """
+        c0, ck, ap0, crack, p_a, _span, dt, inv_dt, has_leak, lkf, ikvf = c  # locals: read per iteration
         volf, wf, pcf = vol.ravel(), w_cyl.ravel(), np.empty(vol.size)
 
         # Both valves closed: closed-form air + oil law (leak taken at the previous pressure).
         ic = np.flatnonzero(~(suc | dis))
         if ic.size:
             w_eff = wf[ic]
-            if c.has_leak:
-                w_eff = w_eff - c.dt * _seal_leak(pc.ravel()[ic], c.lkf[ic])
+            if has_leak:
+                w_eff = w_eff - dt * _seal_leak(pc.ravel()[ic], lkf[ic])
             pcf[ic] = self.pressure_of_content(volf[ic], w_eff)
 
         # Discharge: fixed point through the inverse outlet valve characteristic.
         idd = np.flatnonzero(dis)
         if idd.size:
             v_d, w_d = volf[idd], wf[idd]
-            lk_d = c.lkf[idd] if c.has_leak else None
+            lk_d = lkf[idd] if has_leak else None
             po = p_out[idd % self.n]
-            pd = po + c.crack
+            pd = po + crack
             for _it in range(_DISCHARGE_ITER):
-                qd = (w_d - v_d * _content_per_volume(pd, c.c0, c.ck, c.ap0)) * c.inv_dt
+                qd = (w_d - v_d * _content_per_volume(pd, c0, ck, ap0)) * inv_dt
                 if lk_d is not None:
                     qd -= _seal_leak(pd, lk_d)
                 pd = po + self.valve_dp(np.maximum(qd, 0.0))
@@ -613,9 +614,9 @@ class PumpEngine:
         # Suction: bracketed Newton.
         idx = np.flatnonzero(suc)
         if idx.size:
-            ps = np.minimum(np.maximum(pc.ravel()[idx], _P_FLOOR), c.p_a)
-            lk_s = c.lkf[idx] if c.has_leak else None
-            pcf[idx] = _suction_pressure(ps, volf[idx], wf[idx], c.ikvf[idx], lk_s, c)
+            ps = np.minimum(np.maximum(pc.ravel()[idx], _P_FLOOR), p_a)
+            lk_s = lkf[idx] if has_leak else None
+            pcf[idx] = _suction_pressure(ps, volf[idx], wf[idx], ikvf[idx], lk_s, c)
         return pcf.reshape(vol.shape)
 
     def _check(self, acc: dict[str, np.ndarray]) -> None:
