@@ -119,12 +119,13 @@ class HealthyBaseline:
         """Target minus its healthy prediction, in the target's units, shape (n, n_targets)."""
         names = list(feature_names)
         phi = design(X[:, [names.index(n) for n in self.inputs]], self.input_ref)
-        return X[:, [names.index(n) for n in self.targets]] - phi @ self.coef
+        resid: np.ndarray = X[:, [names.index(n) for n in self.targets]] - phi @ self.coef
+        return resid
 
     def transform(self, X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
         """``asinh(residual / scale)`` per target, then the share-removed residuals; shape (n, outputs)."""
         R = self.raw_residuals(X, feature_names)
-        out = np.arcsinh(R / self.scale)
+        out: np.ndarray = np.arcsinh(R / self.scale)
         if self.shared_coef is None:
             return out
         t = list(self.targets)
@@ -185,7 +186,8 @@ def design(U: np.ndarray, input_ref: np.ndarray) -> np.ndarray:
 
 
 def _healthy(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    return np.asarray(X)[np.asarray(Y).sum(axis=1) == 0]
+    rows: np.ndarray = np.asarray(X)[np.asarray(Y).sum(axis=1) == 0]
+    return rows
 
 
 def local_gram(

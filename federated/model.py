@@ -54,7 +54,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def _bce_with_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Element-wise binary cross-entropy computed from logits (no log(0))."""
-    return np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    loss: np.ndarray = np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return loss
 
 
 def decide(P: np.ndarray, thresholds: np.ndarray, fallback: float | None = None) -> np.ndarray:
