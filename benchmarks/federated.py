@@ -13,8 +13,11 @@ import logging
 import os
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
+
+from federated.client import FitOptions
 
 SEED = 20240601  # fixed up front; never tuned on the test set
 STRATEGY_NAMES = (
@@ -102,8 +105,7 @@ def _combination_client(cfg: object, workers: int) -> object:
     return ClientData(lw.X, lw.Y, "combinations")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Build sweeps, train everything, print measurements."""
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -123,16 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="feature window (s); runs are lengthened to keep 3 windows each (default: SweepConfig's 1 s)",
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return parser.parse_args(argv)
 
-    from federated.dp import DPFixedClipping
-    from federated.evaluate import evaluate_predictions, format_confusion
-    from federated.model import FAULT_NAMES, get_parameters, model_config, set_parameters
-    from federated.server import run_federated
-    from federated.strategy import FedAvg
+
+def _sweeps(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
+    """Sweep config, training sites and held-out set, with their description lines printed."""
+    from federated.model import FAULT_NAMES
     from fedtwin.datasets import SweepConfig, build_clients, build_test_set
-    from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL, initial_model, train_strategy
+    from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL
 
     cfg = SweepConfig(seed=args.seed)
     if args.window_s is not None:
@@ -164,10 +164,20 @@ def main(argv: list[str] | None = None) -> int:
         f"train_windows={n_train} test_windows={len(test.X)} test_scenarios={test.info['n_scenarios']} "
         f"failed_simulations={test.info['n_failed']} window_s={cfg.window_s} duration_s={cfg.duration_s}"
     )
+    # The client options the recipe changes from FitOptions' defaults (every strategy starts from these).
+    fit = {k: v for k, v in DEFAULT_FIT.to_plain().items() if v != getattr(FitOptions(), k)}
     print(
         f"sim_seconds_train={t_train:.1f} sim_seconds_test={t_test:.1f} rounds={args.rounds} "
-        f"model={DEFAULT_MODEL} fit={DEFAULT_FIT}"
+        f"model={DEFAULT_MODEL} fit={fit}"
     )
+    return cfg, clients, test
+
+
+def _train_all(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> tuple[dict, dict]:
+    """Every strategy through fedtwin.recipe.train_strategy (the training flow's run); evaluation per name."""
+    from federated.evaluate import evaluate_predictions
+    from federated.model import FAULT_NAMES
+    from fedtwin.recipe import train_strategy
 
     results: dict[str, dict] = {}
     preds: dict[str, np.ndarray] = {}
@@ -180,12 +190,21 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = evaluate_predictions(test.Y, Y_pred, FAULT_NAMES)
         n_rounds = len(history.rounds) if history is not None else 0
         print(f"trained strategy={name} rounds={n_rounds} seconds={elapsed:.1f}")
+    return results, preds
 
-    # Differential privacy on top of FedAvg: what accuracy costs at a reported epsilon.
+
+def _dp_line(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> None:
+    """Differential privacy on top of FedAvg: what accuracy costs at a reported epsilon (same round loop)."""
+    from federated.evaluate import evaluate_predictions
+    from federated.model import FAULT_NAMES, get_parameters, model_config, set_parameters
+    from federated.server import run_federated
+    from federated.strategy import DPFixedClipping, FedAvg
+    from fedtwin.recipe import DEFAULT_FIT, initial_model
+
     t0 = time.perf_counter()
     dp_model = initial_model(clients, args.seed % 10_000)
     dp = DPFixedClipping(
-        FedAvg({**DEFAULT_FIT, "model": model_config(dp_model)}, seed=args.seed % 10_000),
+        FedAvg({**DEFAULT_FIT.to_plain(), "model": model_config(dp_model)}, seed=args.seed % 10_000),
         clip_norm=5.0,
         noise_multiplier=0.3,
         delta=1e-5,
@@ -200,24 +219,32 @@ def main(argv: list[str] | None = None) -> int:
         f"fault_detection_acc={dp_res['fault_detection_acc']:.4f} seconds={time.perf_counter() - t0:.1f}"
     )
 
-    best_name = max(
-        (n for n in results if n != "centralised"), key=lambda n: results[n]["exact_match_8class"]
-    )
-    if not args.no_ceiling:
-        # Not a strategy: the same best recipe with one more site that holds every combination.
-        with_combos = {**clients, "combinations": _combination_client(cfg, args.workers)}
-        for name in (best_name, "centralised"):
-            model, _ = train_strategy(name, with_combos, rounds=args.rounds, seed=args.seed % 10_000)
-            r = evaluate_predictions(test.Y, model.predict(test.X), FAULT_NAMES)
-            print(f"ceiling strategy={name} trained_with_combinations=1 {figures(r)}")
-        # Ablation: one head per fault reading every feature and residual (the first session's model).
-        every = {"head_inputs": None, "head_groups": None}
-        for name in (best_name, "centralised"):
-            model, _ = train_strategy(
-                name, clients, rounds=args.rounds, seed=args.seed % 10_000, model_kwargs=every
-            )
-            r = evaluate_predictions(test.Y, model.predict(test.X), FAULT_NAMES)
-            print(f"ablation strategy={name} heads=one_per_fault_all_inputs {figures(r)}")
+
+def _diagnostics(args: argparse.Namespace, cfg: Any, clients: dict[str, Any], test: Any, best: str) -> None:
+    """Not strategies: the best recipe with a site holding every combination, and the all-input ablation."""
+    from federated.evaluate import evaluate_predictions
+    from federated.model import FAULT_NAMES
+    from fedtwin.recipe import train_strategy
+
+    with_combos = {**clients, "combinations": _combination_client(cfg, args.workers)}
+    for name in (best, "centralised"):
+        model, _ = train_strategy(name, with_combos, rounds=args.rounds, seed=args.seed % 10_000)
+        r = evaluate_predictions(test.Y, model.predict(test.X), FAULT_NAMES)
+        print(f"ceiling strategy={name} trained_with_combinations=1 {figures(r)}")
+    # Ablation: one head per fault reading every feature and residual (the first session's model).
+    every = {"head_inputs": None, "head_groups": None}
+    for name in (best, "centralised"):
+        model, _ = train_strategy(
+            name, clients, rounds=args.rounds, seed=args.seed % 10_000, model_kwargs=every
+        )
+        r = evaluate_predictions(test.Y, model.predict(test.X), FAULT_NAMES)
+        print(f"ablation strategy={name} heads=one_per_fault_all_inputs {figures(r)}")
+
+
+def _details(results: dict[str, dict], preds: dict[str, np.ndarray], test: Any, best: str) -> None:
+    """Per-fault, per-class and per-severity figures, and the confusion matrices."""
+    from federated.evaluate import format_confusion
+    from federated.model import FAULT_NAMES
 
     for name, r in results.items():
         per_fault = " ".join(f"{f}:P={r[f'precision_{f}']:.3f}/R={r[f'recall_{f}']:.3f}" for f in FAULT_NAMES)
@@ -227,21 +254,36 @@ def main(argv: list[str] | None = None) -> int:
     for name in results:
         for line in _per_severity(name, test, preds[name], FAULT_NAMES):
             print(line)
-    print(f"confusion strategy={best_name} (rows true, cols predicted)")
-    print(format_confusion(results[best_name]["confusion"], results[best_name]["subset_names"]))
-    if "centralised" in results and best_name != "centralised":
+    print(f"confusion strategy={best} (rows true, cols predicted)")
+    print(format_confusion(results[best]["confusion"], results[best]["subset_names"]))
+    if "centralised" in results and best != "centralised":
         print("confusion strategy=centralised")
         print(format_confusion(results["centralised"]["confusion"], results["centralised"]["subset_names"]))
 
+
+def _summary(results: dict[str, dict], best: str) -> None:
+    """One line per strategy, then the federated-vs-centralised gap."""
     for name, r in results.items():
         print(f"strategy={name} {figures(r)}")
     if "centralised" in results:
-        gap = 100.0 * (
-            results[best_name]["exact_match_8class"] - results["centralised"]["exact_match_8class"]
-        )
-        print(f"best_federated={best_name} fed_minus_central={gap:.2f}")
+        gap = 100.0 * (results[best]["exact_match_8class"] - results["centralised"]["exact_match_8class"])
+        print(f"best_federated={best} fed_minus_central={gap:.2f}")
     else:
-        print(f"best_federated={best_name} fed_minus_central=nan")
+        print(f"best_federated={best} fed_minus_central=nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build sweeps, train everything, print measurements."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg, clients, test = _sweeps(args)
+    results, preds = _train_all(args, clients, test)
+    _dp_line(args, clients, test)
+    best = max((n for n in results if n != "centralised"), key=lambda n: results[n]["exact_match_8class"])
+    if not args.no_ceiling:
+        _diagnostics(args, cfg, clients, test, best)
+    _details(results, preds, test, best)
+    _summary(results, best)
     return 0
 
 

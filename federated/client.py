@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
 import numpy as np
 
@@ -80,6 +80,90 @@ class ClientResult:
         )
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How a client trains this round (set by the strategy; travels as plain data via :meth:`to_plain`).
+
+    Parameters
+    ----------
+    local_epochs : int
+        Passes over the site's rows per round.
+    learning_rate, batch_size : float, int or None
+        None: the model's own hyperparameters.
+    proximal_mu : float
+        FedProx term ``mu/2 * ||w - w_global||^2`` (0: none).
+    optimizer : {"adam", "sgd"}
+        See :func:`federated.model.train_local` for why federated clients use SGD.
+    train_heads : {"all", "own"}
+        ``"own"``: only the heads of faults the site holds positives for (expert ensemble).
+    calibrate : bool
+        Platt-scale the own heads on a held-out ``calibration_fraction`` of every label set.
+    seed : int
+        Minibatch order and calibration hold-out.
+    """
+
+    local_epochs: int = 1
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    proximal_mu: float = 0.0
+    optimizer: Literal["adam", "sgd"] = "adam"
+    train_heads: Literal["all", "own"] = "all"
+    calibrate: bool = False
+    calibration_fraction: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = [
+            (self.local_epochs < 0, f"local_epochs must be >= 0, got {self.local_epochs}"),
+            (
+                self.learning_rate is not None and not self.learning_rate > 0,
+                f"learning_rate must be > 0 or None, got {self.learning_rate}",
+            ),
+            (
+                self.batch_size is not None and self.batch_size < 1,
+                f"batch_size must be >= 1 or None, got {self.batch_size}",
+            ),
+            (not self.proximal_mu >= 0, f"proximal_mu must be >= 0, got {self.proximal_mu}"),
+            (
+                self.optimizer not in ("adam", "sgd"),
+                f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}",
+            ),
+            (
+                self.train_heads not in ("all", "own"),
+                f"train_heads must be 'all' or 'own', got {self.train_heads!r}",
+            ),
+            (
+                not 0 < self.calibration_fraction < 1,
+                f"calibration_fraction must be in (0, 1), got {self.calibration_fraction}",
+            ),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
+
+    def to_plain(self) -> dict[str, Any]:
+        """JSON-able form (what a site call carries)."""
+        return asdict(self)
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any]) -> FitOptions:
+        """Inverse of :meth:`to_plain`; unknown keys (a typo such as ``local_epoch``) are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown fit option(s) {unknown}; known: {sorted(known)}")
+        d = dict(data)
+        for key, cast in (("local_epochs", int), ("seed", int), ("proximal_mu", float), ("calibrate", bool)):
+            if key in d:
+                d[key] = cast(d[key])
+        for key, opt_cast in (("learning_rate", float), ("batch_size", int)):
+            if d.get(key) is not None:
+                d[key] = opt_cast(d[key])
+        if "calibration_fraction" in d:
+            d["calibration_fraction"] = float(d["calibration_fraction"])
+        return cls(**d)
+
+
 def validate_client(data: ClientData, n_features: int, n_faults: int | None = None) -> str | None:
     """Why the client cannot train (no data, single class, wrong shape, non-finite), or None if valid."""
     X, Y = np.asarray(data.X), np.asarray(data.Y)
@@ -121,11 +205,11 @@ def client_update(
     """Train the global model locally and return a :class:`ClientResult`.
 
     ``config`` comes from ``Strategy.configure_fit``: ``model`` (from :func:`federated.model.model_config`),
-    ``local_epochs``, ``learning_rate``, ``batch_size``, ``proximal_mu``, ``seed``, and for the expert
-    ensemble ``train_heads="own"`` and ``calibrate=True``.
+    ``server_round`` and ``options`` (:meth:`FitOptions.to_plain`; missing: the defaults).
     Raises :class:`InvalidClientError` when :func:`validate_client` rejects the data.
     """
     model_cfg = config["model"]
+    opts = FitOptions.from_plain(config.get("options", {}))
     n_faults = len(model_cfg["fault_names"])
     reason = validate_client(data, int(model_cfg["n_features"]), n_faults)
     if reason is not None:
@@ -133,25 +217,24 @@ def client_update(
     model = model_from_config(model_cfg, global_params)
     X = np.asarray(data.X, dtype=np.float64)
     Y = np.asarray(data.Y, dtype=np.float64)
-    seed = int(config.get("seed", 0))
-    heads = own_heads(Y) if config.get("train_heads") == "own" else None
+    heads = own_heads(Y) if opts.train_heads == "own" else None
     # Platt scaling needs rows the heads were not trained on: hold out a stratified slice.
     cal = (
-        calibration_rows(Y, float(config.get("calibration_fraction", 0.25)), seed + 1)
-        if heads and config.get("calibrate")
+        calibration_rows(Y, opts.calibration_fraction, opts.seed + 1)
+        if heads and opts.calibrate
         else np.zeros(len(X), dtype=bool)
     )
     metrics = train_local(
         model,
         X[~cal],
         Y[~cal],
-        epochs=int(config.get("local_epochs", 1)),
-        learning_rate=config.get("learning_rate"),
-        batch_size=config.get("batch_size"),
-        proximal_mu=float(config.get("proximal_mu", 0.0)),
+        epochs=opts.local_epochs,
+        learning_rate=opts.learning_rate,
+        batch_size=opts.batch_size,
+        proximal_mu=opts.proximal_mu,
         heads=heads,
-        seed=seed,
-        optimizer=str(config.get("optimizer", "adam")),
+        seed=opts.seed,
+        optimizer=opts.optimizer,
     )
     for k in heads if cal.any() and heads else []:
         a, c = calibrate_head(model, X[cal], Y[cal, k], k)

@@ -74,7 +74,8 @@ def validate_sites(
         logger.warning("client %s not validated (kept): %s", f.client_id, f.reason)
     excluded: dict[str, str] = {}
     for site in sites:
-        reason = answers.get(site, {}).get("reason") if isinstance(answers.get(site), Mapping) else None
+        answer = answers.get(site)
+        reason = answer.get("reason") if isinstance(answer, Mapping) else None
         if reason is not None:
             logger.warning("client %s excluded: %s", site, reason)
             excluded[site] = str(reason)

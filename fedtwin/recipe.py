@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from federated.baseline import BASELINE_TARGETS
-from federated.client import ClientData
+from federated.client import ClientData, FitOptions
 from federated.executor import InProcessExecutor, SiteExecutor
 from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, train_local
 from federated.server import FederatedHistory, build_initial_model, run_rounds, validate_sites
@@ -68,7 +69,7 @@ DEFAULT_MODEL: dict[str, Any] = {
     "fallback_threshold": 0.1,
 }
 # Clients use SGD: see federated.model.train_local on why Adam fails under extreme label skew.
-DEFAULT_FIT: dict[str, Any] = {"local_epochs": 2, "optimizer": "sgd", "learning_rate": 0.1}
+DEFAULT_FIT = FitOptions(local_epochs=2, learning_rate=0.1, optimizer="sgd")
 DEFAULT_STRATEGY_KWARGS: dict[str, dict[str, Any]] = {
     "fedprox": {"proximal_mu": 0.1},
     # Chosen on a validation sweep (seed 20240777), never on the benchmark's held-out sweep.
@@ -76,6 +77,18 @@ DEFAULT_STRATEGY_KWARGS: dict[str, dict[str, Any]] = {
     "fedtrimmedavg": {"beta": 0.2},
     "krum": {"num_byzantine": 1, "num_selected": 1},
 }
+
+
+def strategy_names(primary: str, compare: Sequence[str] | None = None) -> list[str]:
+    """The federated strategies a training run trains, in order, once each; an unknown name is refused.
+
+    Called before any work so a typo costs a one-line error, not minutes of simulation and an orphan run.
+    """
+    names = list(dict.fromkeys([primary, *(compare or [])]))
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown federated strategy {unknown[0]!r}; known: {sorted(STRATEGIES)}")
+    return names
 
 
 def new_model(
@@ -207,11 +220,15 @@ def make_configured_strategy(
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown federated strategy {name!r}; known: {sorted(STRATEGIES)}")
-    fit = {**DEFAULT_FIT, **(fit_config or {}), "model": model_config(model)}
+    overrides = dict(fit_config or {})
+    fit = FitOptions.from_plain({**DEFAULT_FIT.to_plain(), **overrides})
     options = {**DEFAULT_STRATEGY_KWARGS.get(name, {}), **(strategy_kwargs or {}), **kwargs}
     if name == "ensemble":
-        fit["local_epochs"] = (fit_config or {}).get("local_epochs", expert_epochs)
-        fit["optimizer"] = (fit_config or {}).get("optimizer", "adam")
-        fit["learning_rate"] = (fit_config or {}).get("learning_rate")
+        fit = replace(
+            fit,
+            local_epochs=int(overrides.get("local_epochs", expert_epochs)),
+            optimizer=overrides.get("optimizer", "adam"),
+            learning_rate=overrides.get("learning_rate"),
+        )
         rounds = 1
-    return make_strategy(name, fit, seed=seed, **options), rounds
+    return make_strategy(name, {**fit.to_plain(), "model": model_config(model)}, seed=seed, **options), rounds

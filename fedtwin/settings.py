@@ -30,6 +30,8 @@ STACK_USER = "fedtwin"
 
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+#: The aggregation rules the training flow runs (federated.strategy.STRATEGIES; a unit test keeps them equal).
+FederatedStrategy = Literal["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum", "ensemble"]
 
 
 class Settings(BaseSettings):
@@ -104,7 +106,9 @@ class Settings(BaseSettings):
     window_s: float = Field(1.0, gt=0, description="Scoring window length (s)")
     sample_rate_hz: float = Field(1000.0, gt=0, description="Sensor sample rate (Hz)")
     chunk_s: float = Field(0.1, gt=0, description="Live plant chunk length (s)")
-    federated_strategy: str = Field("fedadam", description="Aggregation rule used for the production model")
+    federated_strategy: FederatedStrategy = Field(
+        "fedadam", description="Aggregation rule used for the production model"
+    )
     federated_rounds: int = Field(60, ge=1, description="Federated rounds per training run")
     site_executor: Literal["in_process", "site_workers"] = Field(
         "in_process",

@@ -13,6 +13,7 @@ from prefect import flow
 from federated.executor import SiteExecutor
 from fedtwin.datasets import SweepConfig, get_profile, train_scenarios
 from fedtwin.promotion import GATE_METRIC, best_strategy
+from fedtwin.recipe import strategy_names
 from fedtwin.settings import Settings, get_settings
 from fedtwin.sites import DatasetSpec
 from plant_models import FAULTS
@@ -93,9 +94,9 @@ def training_flow(
 ) -> dict[str, Any]:
     """Train the fault classifier around an operating point; promote it only if it beats the champion."""
     s = get_settings()
+    names = strategy_names(strategy or s.federated_strategy, compare)
     # MLflow and Redis are first needed after minutes of simulation: a service down fails the run now.
     preflight()
-    names = list(dict.fromkeys([strategy or s.federated_strategy, *(compare or [])]))
     rounds = rounds or s.federated_rounds
     cfg = get_profile(profile, speed_rpm, load_area_factor)
     out_dir = str(

@@ -1,7 +1,9 @@
 """Prefect tasks of the training flow: per-site simulation and validation, federated rounds, evaluation.
 
-A site's rows stay in its own tasks (``simulate_site``, ``site_stats``, ``site_update`` read the site's file);
-only feature statistics, parameters, counts and scalar metrics come back to the flow.
+A site's rows stay in its own tasks (``simulate_site`` writes the site's file; the site-call tasks run by
+:class:`PrefectTaskExecutor` read it); only feature statistics, parameters, counts and scalar metrics come
+back to the flow. The round loop itself is ``federated.server`` (via ``fedtwin.recipe.train_strategy``),
+the same the benchmark measures.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Federated strategies, one module per aggregation rule, and a name -> class registry."""
+"""Federated strategies, one module per aggregation rule, a name -> class registry, and the differential
+privacy wrapper (:class:`DPFixedClipping`, not a rule of its own: it wraps a mean-based one)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from federated.strategy.base import ClientFailure, FitInstruction, QuorumError, Strategy
+from federated.strategy.dp import DPFixedClipping
 from federated.strategy.ensemble import ExpertEnsemble
 from federated.strategy.fedadam import FedAdam
 from federated.strategy.fedavg import FedAvg
@@ -31,6 +33,7 @@ def make_strategy(name: str, fit_config: Mapping[str, Any], **kwargs: Any) -> St
 __all__ = [
     "STRATEGIES",
     "ClientFailure",
+    "DPFixedClipping",
     "ExpertEnsemble",
     "FedAdam",
     "FedAvg",

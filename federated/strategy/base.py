@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from federated.aggregate import update_problem
-from federated.client import ClientResult
+from federated.client import ClientResult, FitOptions
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +24,17 @@ class QuorumError(RuntimeError):
 
 @dataclass(frozen=True)
 class FitInstruction:
-    """What one client is asked to do this round."""
+    """What one client is asked to do this round; ``config`` is plain data: ``model``, ``server_round`` and
+    ``options`` (:meth:`FitOptions.to_plain`)."""
 
     client_id: str
     params: Params
     config: dict[str, Any]
+
+    @property
+    def options(self) -> FitOptions:
+        """The client's training options, typed."""
+        return FitOptions.from_plain(self.config["options"])
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,8 @@ class Strategy(ABC):
     Parameters
     ----------
     fit_config : mapping
-        Base client config (must include ``model`` from :func:`federated.model.model_config`), e.g.
-        ``local_epochs``, ``learning_rate``, ``batch_size``.
+        ``model`` (from :func:`federated.model.model_config`) and the base :class:`FitOptions` fields, e.g.
+        ``local_epochs``, ``learning_rate``, ``batch_size``; an unknown option is refused here.
     min_fit_clients : int
         Minimum clients sampled and minimum successful results for a round to count.
     min_completion_rate : float
@@ -80,6 +86,7 @@ class Strategy(ABC):
         if not 0 < fraction_fit <= 1 or not 0 <= min_completion_rate <= 1 or min_fit_clients < 1:
             raise ValueError("invalid fraction_fit / min_completion_rate / min_fit_clients")
         self.fit_config = dict(fit_config)
+        self.options = FitOptions.from_plain({k: v for k, v in fit_config.items() if k != "model"})
         self.min_fit_clients = int(min_fit_clients)
         self.min_completion_rate = float(min_completion_rate)
         self.fraction_fit = float(fraction_fit)
@@ -89,9 +96,20 @@ class Strategy(ABC):
         self.accepted_: list[ClientResult] = []
         self.failures_: list[ClientFailure | BaseException] = []
 
-    def client_config(self, server_round: int) -> dict[str, Any]:
-        """Per-round client config; subclasses add their own keys (e.g. ``proximal_mu``)."""
-        return {**self.fit_config, "server_round": int(server_round)}
+    def client_options(self, server_round: int) -> FitOptions:
+        """Per-round client options; subclasses set their own (e.g. ``proximal_mu``)."""
+        return self.options
+
+    def client_config(self, server_round: int, seed: int | None = None) -> dict[str, Any]:
+        """Plain-data config of one client this round (``seed`` replaces the options' seed)."""
+        opts = self.client_options(server_round)
+        if seed is not None:
+            opts = replace(opts, seed=int(seed))
+        return {
+            "model": self.fit_config["model"],
+            "server_round": int(server_round),
+            "options": opts.to_plain(),
+        }
 
     def configure_fit(
         self, server_round: int, global_params: Sequence[np.ndarray], clients: Sequence[str]
@@ -107,12 +125,11 @@ class Strategy(ABC):
         rng = np.random.default_rng([self.seed, server_round])
         chosen = sorted(rng.choice(len(available), size=n, replace=False)) if n < len(available) else range(n)
         self._global = [np.array(p, dtype=np.float64) for p in global_params]
-        base = self.client_config(server_round)
         return [
             FitInstruction(
                 available[i],
                 [p.copy() for p in self._global],
-                {**base, "seed": int(self.seed * 1_000_003 + server_round * 1009 + i)},
+                self.client_config(server_round, self.seed * 1_000_003 + server_round * 1009 + i),
             )
             for i in chosen
         ]

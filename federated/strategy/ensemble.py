@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
-from federated.client import ClientResult
+from federated.client import ClientResult, FitOptions
 from federated.strategy.base import Params, Strategy
 
 logger = logging.getLogger(__name__)
@@ -24,9 +24,9 @@ class ExpertEnsemble(Strategy):
 
     name = "ensemble"
 
-    def client_config(self, server_round: int) -> dict[str, Any]:
+    def client_options(self, server_round: int) -> FitOptions:
         """Ask clients to train and calibrate only their own fault heads."""
-        return {**super().client_config(server_round), "train_heads": "own", "calibrate": True}
+        return replace(super().client_options(server_round), train_heads="own", calibrate=True)
 
     def result_problem(self, result: ClientResult, global_params: Sequence[np.ndarray]) -> str | None:
         """Also reject a client whose claimed positives per fault do not fit its reported examples.

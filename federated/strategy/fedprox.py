@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from federated.client import FitOptions
 from federated.strategy.fedavg import FedAvg
 
 
@@ -19,6 +21,6 @@ class FedProx(FedAvg):
             raise ValueError("proximal_mu must be >= 0")
         self.proximal_mu = float(proximal_mu)
 
-    def client_config(self, server_round: int) -> dict[str, Any]:
-        """Adds ``proximal_mu`` for :func:`federated.client.client_update`."""
-        return {**super().client_config(server_round), "proximal_mu": self.proximal_mu}
+    def client_options(self, server_round: int) -> FitOptions:
+        """Sets ``proximal_mu`` for :func:`federated.client.client_update`."""
+        return replace(super().client_options(server_round), proximal_mu=self.proximal_mu)

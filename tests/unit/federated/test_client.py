@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from federated.client import (
     ClientData,
     ClientResult,
+    FitOptions,
     InvalidClientError,
     calibration_rows,
     client_update,
@@ -18,13 +20,19 @@ from federated.client import (
     validate_client,
 )
 from federated.model import FaultClassifier, get_parameters, model_config, model_from_config, train_local
+from federated.strategy import FedAvg
 
 from .conftest import N_FEATURES
 
 
 def _config(hidden: int = 4, **extra: object) -> tuple[dict, list[np.ndarray]]:
     model = FaultClassifier(hidden=hidden).initialize(N_FEATURES)
-    return {"model": model_config(model), "local_epochs": 2, **extra}, get_parameters(model)
+    return {"model": model_config(model), "options": {"local_epochs": 2, **extra}}, get_parameters(model)
+
+
+def _with(cfg: dict, **options: object) -> dict:
+    """``cfg`` with some options changed."""
+    return {**cfg, "options": {**cfg["options"], **options}}
 
 
 OK_Y = np.array([[0, 0, 0], [1, 0, 0]] * 2)
@@ -100,7 +108,7 @@ def _direct(
 ) -> list[np.ndarray]:
     """What the client should send: the global model trained by train_local with the config's settings."""
     model = model_from_config(cfg["model"], params)
-    train_local(model, X, Y, epochs=cfg["local_epochs"], **kw)  # type: ignore[arg-type]
+    train_local(model, X, Y, epochs=cfg["options"]["local_epochs"], **kw)  # type: ignore[arg-type]
     return get_parameters(model)
 
 
@@ -130,17 +138,17 @@ def test_calibration_holds_out_a_stratified_share(skewed_clients: dict[str, Clie
         "calibration_slope_bearing",
         "calibration_offset_bearing",
     }
-    half = client_update(params, data, {**cfg, "calibration_fraction": 0.5})
+    half = client_update(params, data, _with(cfg, calibration_fraction=0.5))
     assert half.metrics["steps"] == 2 * 3
     # Without own heads there is nothing to calibrate: all 160 rows train (5 batches).
-    assert client_update(params, data, {**cfg, "train_heads": "all"}).metrics["steps"] == 2 * 5
+    assert client_update(params, data, _with(cfg, train_heads="all")).metrics["steps"] == 2 * 5
     assert res.num_examples == 160  # the count sent is the site's rows, held-out ones included
 
 
 def test_proximal_term_keeps_update_closer(skewed_clients: dict[str, ClientData]) -> None:
     cfg, params = _config(hidden=0)
-    free = client_update(params, skewed_clients["site0"], {**cfg, "local_epochs": 5})
-    prox = client_update(params, skewed_clients["site0"], {**cfg, "local_epochs": 5, "proximal_mu": 5.0})
+    free = client_update(params, skewed_clients["site0"], _with(cfg, local_epochs=5))
+    prox = client_update(params, skewed_clients["site0"], _with(cfg, local_epochs=5, proximal_mu=5.0))
 
     def dist(r: ClientResult) -> float:
         return float(sum(np.sum((a - b) ** 2) for a, b in zip(r.params, params, strict=True)))
@@ -165,12 +173,12 @@ def test_client_update_defaults_and_checks(
     """No seed means seed 0 and no local_epochs means one epoch (160 rows / 32 = 5 steps); labels for two
     faults where the model has three are refused before training."""
     cfg, params = _config(batch_size=32)
-    del cfg["local_epochs"]
+    del cfg["options"]["local_epochs"]
     data = skewed_clients["site0"]
     with caplog.at_level(logging.DEBUG, logger="federated.client"):
         res = client_update(params, data, cfg)
     assert res.metrics["steps"] == 5.0
-    seeded = client_update(params, data, {**cfg, "seed": 0})
+    seeded = client_update(params, data, _with(cfg, seed=0))
     for a, b in zip(res.params, seeded.params, strict=True):
         np.testing.assert_array_equal(a, b)
     assert [r.getMessage()[:37] for r in caplog.records] == ["client site0 trained: {'train_loss': "]
@@ -185,3 +193,47 @@ def test_calibrated_update_is_reproducible(skewed_clients: dict[str, ClientData]
     for x, y in zip(a.params, b.params, strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.metrics == b.metrics
+
+
+def test_fit_options_round_trip_as_plain_data_and_refuse_typos() -> None:
+    opts = FitOptions(local_epochs=3, learning_rate=0.2, optimizer="sgd", train_heads="own", calibrate=True)
+    plain = opts.to_plain()
+    assert plain == {
+        "local_epochs": 3,
+        "learning_rate": 0.2,
+        "batch_size": None,
+        "proximal_mu": 0.0,
+        "optimizer": "sgd",
+        "train_heads": "own",
+        "calibrate": True,
+        "calibration_fraction": 0.25,
+        "seed": 0,
+    }
+    assert FitOptions.from_plain(plain) == opts and FitOptions.from_plain({}) == FitOptions()
+    # Numbers that went through JSON come back as the field's type.
+    assert FitOptions.from_plain({"local_epochs": 2.0, "batch_size": 16.0}) == FitOptions(2, batch_size=16)
+    with pytest.raises(
+        ValueError, match=r"^unknown fit option\(s\) \['local_epoch'\]; known: \['batch_size', "
+    ):
+        FitOptions.from_plain({"local_epoch": 2})
+    model = FaultClassifier(hidden=0).initialize(N_FEATURES)
+    with pytest.raises(ValueError, match=r"^unknown fit option\(s\) \['epochs'\]"):
+        FedAvg({"model": model_config(model), "epochs": 2})  # refused when the strategy is built
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"local_epochs": -1}, "local_epochs must be >= 0, got -1"),
+        ({"learning_rate": 0.0}, "learning_rate must be > 0 or None, got 0.0"),
+        ({"batch_size": 0}, "batch_size must be >= 1 or None, got 0"),
+        ({"proximal_mu": -0.5}, "proximal_mu must be >= 0, got -0.5"),
+        ({"proximal_mu": float("nan")}, "proximal_mu must be >= 0, got nan"),
+        ({"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd', got 'rmsprop'"),
+        ({"train_heads": "mine"}, "train_heads must be 'all' or 'own', got 'mine'"),
+        ({"calibration_fraction": 1.0}, "calibration_fraction must be in (0, 1), got 1.0"),
+    ],
+)
+def test_fit_options_refuse_out_of_range_values(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        FitOptions(**kwargs)

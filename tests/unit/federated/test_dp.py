@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from federated.client import ClientResult
-from federated.dp import DPFixedClipping, clip_update, gaussian_epsilon
 from federated.strategy import FedAdam, FedAvg, FedMedian, FedProx, QuorumError
+from federated.strategy.dp import DPFixedClipping, clip_update, gaussian_epsilon
 
 CFG: dict[str, Any] = {"model": {"fault_names": ["leak"], "n_features": 1}}
 
@@ -151,7 +151,7 @@ def test_dp_keeps_the_inner_client_config_and_name() -> None:
     assert dp.name == "dp-fedprox" and dp.min_fit_clients == 1
     assert (dp.min_completion_rate, dp.fraction_fit, dp.seed) == (0.3, 0.5, 8)
     (ins,) = dp.configure_fit(1, [np.zeros(2)], ["a"])
-    assert ins.config["proximal_mu"] == 0.4
+    assert ins.options.proximal_mu == 0.4
     assert (dp.clip_norm, dp.noise_multiplier, dp.delta) == (1.0, 1.0, 1e-5)
     with pytest.raises(NotImplementedError):
         dp.aggregate(1, [], [np.zeros(2)])
@@ -212,10 +212,10 @@ def test_dp_logs_what_it_did_each_round(caplog: pytest.LogCaptureFixture) -> Non
     """Updates of norm 3 and 5 (median 4) clipped at 2, noise 1.5: the log says so, with the epsilon spent."""
     dp = DPFixedClipping(FedAvg(CFG), clip_norm=2.0, noise_multiplier=1.5, delta=1e-4, seed=0)
     g = [np.zeros(2)]
-    with caplog.at_level(logging.INFO, logger="federated.dp"):
+    with caplog.at_level(logging.INFO, logger="federated.strategy.dp"):
         dp.aggregate_fit(4, [_r([3.0, 0.0], 1, "a"), _r([3.0, 4.0], 1, "b")], [], global_params=g)
     eps = gaussian_epsilon(1.5, 1, 1e-4)
-    assert [r.getMessage() for r in caplog.records if r.name == "federated.dp"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "federated.strategy.dp"] == [
         f"round 4: DP clip=2 median update norm=4 noise_multiplier=1.5 epsilon={eps:.3g} (delta=0.0001)"
     ]
 

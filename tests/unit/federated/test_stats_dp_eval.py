@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from federated.client import ClientData
-from federated.dp import DPFixedClipping, gaussian_epsilon
 from federated.evaluate import (
     all_subsets,
     confusion_subsets,
@@ -22,6 +21,7 @@ from federated.model import FaultClassifier, get_parameters, model_config
 from federated.server import run_federated
 from federated.stats import FeatureStats, local_stats, mean_std, merge_stats
 from federated.strategy import FedAvg
+from federated.strategy.dp import DPFixedClipping, gaussian_epsilon
 
 from .conftest import N_FEATURES
 

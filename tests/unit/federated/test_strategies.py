@@ -113,10 +113,10 @@ def test_fedprox_sends_its_proximal_term_and_it_changes_the_update() -> None:
     """
     fit, params, site = _prox_site()
     ins = FedProx(fit, proximal_mu=2.0, min_fit_clients=1).configure_fit(1, params, ["s"])[0]
-    assert ins.config["proximal_mu"] == 2.0
+    assert ins.options.proximal_mu == 2.0
     b_prox = client_update(ins.params, site, ins.config).params[1]
     plain = FedAvg(fit, min_fit_clients=1).configure_fit(1, params, ["s"])[0]
-    assert "proximal_mu" not in plain.config
+    assert plain.options.proximal_mu == 0.0
     b_plain = client_update(plain.params, site, plain.config).params[1]
     s1 = 1 / (1 + np.exp(-0.025)) - 0.75
     s2 = 1 / (1 + np.exp(0.05))
@@ -257,8 +257,9 @@ def test_ensemble_weights_experts_by_examples_and_keeps_heads_without_expert(
     names = CFG["model"]["fault_names"]
     results = _experts(names, [[3, 0, 0], [0, 4, 0], [10, 0, 0]], [1.0, 2.0, 5.0], [20, 30, 60])
     s = ExpertEnsemble(CFG)
-    cfg = s.client_config(1)
-    assert cfg["train_heads"] == "own" and cfg["calibrate"] is True
+    opts = s.client_options(1)
+    assert opts.train_heads == "own" and opts.calibrate is True
+    assert s.client_config(1)["options"] == opts.to_plain()
     g = [np.full((3, 2), -1.0), np.full(3, -1.0)]
     with caplog.at_level(logging.WARNING, logger="federated.strategy.ensemble"):
         W, b = s.aggregate_fit(1, results, [], global_params=g)

@@ -77,8 +77,8 @@ def test_client_configs_carry_round_and_distinct_seeds() -> None:
     s = FedAvg(CFG, seed=2)
     ins = s.configure_fit(5, [np.zeros(1)], ["a", "b", "c"])
     assert [i.client_id for i in ins] == ["a", "b", "c"]
-    assert [i.config["seed"] for i in ins] == [2_005_051, 2_005_052, 2_005_053]
-    assert all(i.config["server_round"] == 5 and i.config["local_epochs"] == 3 for i in ins)
+    assert [i.options.seed for i in ins] == [2_005_051, 2_005_052, 2_005_053]
+    assert all(i.config["server_round"] == 5 and i.options.local_epochs == 3 for i in ins)
     assert all(i.config["model"] == CFG["model"] for i in ins)
     ins[0].params[0][0] = 99.0  # each client gets its own copy
     assert ins[1].params[0][0] == 0.0

@@ -334,3 +334,28 @@ def test_credentials_file_is_json_with_mode_0600(tmp_path: Path) -> None:
     write_credentials(path, {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_unknown_federated_strategy_is_refused_when_settings_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    assert Settings().federated_strategy == "fedadam"
+    monkeypatch.setenv("FEDTWIN_FEDERATED_STRATEGY", "krum")
+    assert Settings().federated_strategy == "krum"
+    monkeypatch.setenv("FEDTWIN_FEDERATED_STRATEGY", "fedavgg")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert [e["loc"] for e in info.value.errors()] == [("federated_strategy",)]
+    out = subprocess.run(
+        [sys.executable, "-m", "fedtwin.cli", "config", "show"],
+        env={**os.environ, "FEDTWIN_FEDERATED_STRATEGY": "fedavgg"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "fedtwin: error: setting federated_strategy: Input should be 'fedavg', 'fedprox', 'fedadam', "
+        "'fedmedian', 'fedtrimmedavg', 'krum' or 'ensemble' (set FEDTWIN_FEDERATED_STRATEGY)"
+    )
