@@ -32,7 +32,7 @@ from federated import codec
 from federated.executor import SiteCall
 from federated.strategy.base import ClientFailure
 from fedtwin.errors import FedtwinError
-from fedtwin.sites import DatasetSpec, request_payload
+from fedtwin.sites import SITE_FLOW, DatasetSpec, request_payload
 
 if TYPE_CHECKING:
     import redis
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SITE_FLOW = "fedtwin-site-round"
 #: The project root: the deployments' source (the worker runs the flow from this checkout).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = "flows/site.py:site_round"

@@ -28,6 +28,9 @@ from federated.site import run_site_op
 from fedtwin.datasets import PROFILES, LabelledWindows, get_profile, load_windows, save_windows
 from fedtwin.errors import DataValidationError, FedtwinError
 
+#: Flow name of the site-round flow; a site's deployment is ``f"{SITE_FLOW}/{site}"``.
+SITE_FLOW = "fedtwin-site-round"
+
 #: Payload format version (``{"v": 1, "args": {...}, "dataset": {...}}``).
 WIRE_VERSION = 1
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 from prefect import flow
 
 from fedtwin.settings import get_settings
-from fedtwin.sites import answer
-
-#: Flow name; a site's deployment is ``f"{SITE_FLOW}/{site}"``.
-SITE_FLOW = "fedtwin-site-round"
+from fedtwin.sites import SITE_FLOW, answer
 
 
 @flow(
