@@ -20,7 +20,7 @@ stack_app = typer.Typer(
     no_args_is_help=True, help="Embedded services: Kafka (Tansu), Redis, MLflow, Prefect."
 )
 plant_app = typer.Typer(no_args_is_help=True, help="The triplex pump plant model.")
-model_app = typer.Typer(no_args_is_help=True, help="The served model: status, publish, rollback.")
+model_app = typer.Typer(no_args_is_help=True, help="The served model: status, publish, rollback, shadows.")
 campaign_app = typer.Typer(no_args_is_help=True, help="Scripted fault campaigns on the live plant.")
 app.add_typer(config_app, name="config")
 app.add_typer(stack_app, name="stack")

@@ -177,6 +177,7 @@ class ScoredBatch:
     )  # (key, alert JSON) after de-duplication
     open_changed: set[str] = field(default_factory=set)
     decisions: list[tuple[bytes, bytes]] = field(default_factory=list)  # (asset key, decision JSON)
+    model_errors: dict[str, str] = field(default_factory=dict)  # shadow slot -> why its predict failed
     windows: int = 0
     invalid: int = 0
     latency_ts: list[float] = field(default_factory=list)
@@ -860,6 +861,8 @@ class Scorer:
         self._seed_open(batch)
         out = self._score(batch)
         self._dedupe(out)
+        if out.model_errors:
+            self.shadows.predict_failed(out.model_errors)
         return out
 
     def _score(self, batch: DecodedBatch) -> ScoredBatch:
@@ -909,8 +912,7 @@ class Scorer:
                 encode_alert(a)
             out.alerts.extend(res.alerts)
             out.decisions.extend((d["asset"].encode(), encode_decision(d)) for d in res.decisions)
-            if res.model_errors:
-                self.shadows.predict_failed(res.model_errors)
+            out.model_errors.update(res.model_errors)
             invalid = res.invalid if res.invalid.shape == (len(res.window_assets),) else None
             out.windows += len(res.window_assets)
             for k, asset in enumerate(res.window_assets):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from fedtwin.errors import InvalidModel
 from fedtwin.scoring import ActiveModel, ScoringEngine
 
 #: ``(verified record, version) -> ActiveModel`` (the scorer's builder and probe), raising when unusable.
@@ -72,8 +73,6 @@ class ShadowSlots:
             self._reload_one(store, slot)
 
     def _reload_one(self, store: Any, slot: str) -> None:
-        from fedtwin.errors import InvalidModel
-
         current = self.engine.shadows.get(slot)
         ptr = None
         try:

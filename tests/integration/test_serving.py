@@ -68,27 +68,39 @@ def test_rollback_to_a_version_redis_does_not_have_is_one_clear_line(
 def test_a_version_published_to_a_shadow_slot_leaves_the_champion_serving(
     fedtwin_env: Settings, trained: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from fedtwin import tracking
+
     status = model_status(fedtwin_env)
     assert status.champion is not None and status.agree
     serving = status.serving
     capsys.readouterr()
-    # No `challenger` alias in the registry yet: one clear line, nothing published.
-    assert run_cli(monkeypatch, "model", "publish", "--shadow", "challenger") == 1
+    # A slot named like no alias, without --version: one clear line, nothing published.
+    assert run_cli(monkeypatch, "model", "publish", "--shadow", "nosuch") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "has no alias 'challenger': pass --version" in err[0]
-    args = ("model", "publish", "--shadow", "challenger", "--version", str(status.champion))
+    assert len(err) == 1 and "has no alias 'nosuch': pass --version" in err[0]
+    # The alias named like the slot is the default source (the training flow sets `challenger`).
+    challenger = tracking.alias_version(fedtwin_env.registered_model, "challenger")
+    assert run_cli(monkeypatch, "model", "publish", "--shadow", "challenger") == (
+        1 if challenger is None else 0
+    )
+    capsys.readouterr()
+    args = ("model", "publish", "--shadow", "pinned", "--version", str(status.champion))
     assert run_cli(monkeypatch, *args) == 0
     out = capsys.readouterr().out
-    assert "shadow challenger now scores with Redis version" in out and "not in shadow_models" in out
+    assert "shadow pinned now scores with Redis version" in out and "not in shadow_models" in out
     store = ModelStore.from_settings(fedtwin_env)
-    ptr = store.pointer("challenger")
+    ptr = store.pointer("pinned")
     assert ptr is not None and ptr.version > (serving or 0) and store.current_version() == serving
     assert store.load(ptr.version).meta["registry_version"] == status.champion
+    if challenger is not None:
+        shadow = store.pointer("challenger")
+        assert shadow is not None and store.load(shadow.version).meta["registry_version"] == challenger
+        assert run_cli(monkeypatch, "model", "unshadow", "challenger") == 0
     assert run_cli(monkeypatch, "model", "status") == 0
     lines = capsys.readouterr().out.splitlines()
-    line = f"shadow challenger: Redis v{ptr.version} (registry v{status.champion})"
+    line = f"shadow pinned: Redis v{ptr.version} (registry v{status.champion})"
     assert f"{line} [not in shadow_models: not scored]" in lines
-    assert run_cli(monkeypatch, "model", "unshadow", "challenger") == 0
-    assert store.pointer("challenger") is None and model_status(fedtwin_env).shadows == ()
+    assert run_cli(monkeypatch, "model", "unshadow", "pinned") == 0
+    assert store.pointer("pinned") is None and model_status(fedtwin_env).shadows == ()
     assert run_cli(monkeypatch, "model", "publish", "--shadow", "Bad Name") == 1
     assert "shadow slot 'Bad Name': the name must be" in capsys.readouterr().err

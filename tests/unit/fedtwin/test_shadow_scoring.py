@@ -224,3 +224,26 @@ def test_the_scorer_produces_every_models_decisions_and_only_the_champions_alert
     out, _ = run(sc, [("p1", chunk_msg("p1", k, LEAK_LEVEL)) for k in range(3, 5)])
     alerts = [decode_alert(v) for t, v, _, _ in sc.kafka_records(out, []) if t == sc.settings.alert_topic]
     assert [(a["kind"], a["model_name"]) for a in alerts] == [("raise", "m")]
+
+
+def test_a_batch_scored_message_by_message_counts_a_failing_shadow_once() -> None:
+    from tests.unit.fedtwin.test_scorer_isolation import POISON, run, scorer
+    from tests.unit.fedtwin.test_scorer_isolation import chunk as chunk_msg
+
+    sc, _ = scorer()
+    sc.engine.set_shadow("broken", ActiveModel.wrap(Broken(), "broken", 10))
+    sc.engine.set_shadow("good", ActiveModel.wrap(AlwaysLeak(), "good", 11))
+    values = [
+        ("p1", chunk_msg("p1", 0)),
+        ("p1", chunk_msg("p1", 1, current=POISON)),
+        ("p1", chunk_msg("p1", 2)),
+    ]
+    out, dlq = run(sc, values)
+    assert sc.stats.isolated_batches == 1 and len(dlq) == 1  # the poison window cost its message only
+    assert sc.shadows.predict_failures == 1 and out.model_errors.keys() == {"broken"}
+    assert sorted((decode_decision(v)["model"], decode_decision(v)["seq"]) for _, v in out.decisions) == [
+        ("good", 0),
+        ("good", 2),
+        ("m", 0),
+        ("m", 2),
+    ]
