@@ -74,7 +74,7 @@ def _combination_client(cfg: object, workers: int) -> object:
     sensors can tell apart. Same severities and operating envelope as the sites, seeds of its own.
     """
     from federated.client import ClientData
-    from fedtwin.datasets import scenario_windows
+    from fedtwin.data.datasets import scenario_windows
     from plant_models import ALL_FAULT_SETS, Faults, OperatingPoint, Scenario
 
     rng = np.random.default_rng([cfg.seed, 3])  # type: ignore[attr-defined]
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     from federated.model import FAULT_NAMES, get_parameters, model_config, set_parameters
     from federated.server import run_federated
     from federated.strategy import FedAvg
-    from fedtwin.datasets import SweepConfig, build_clients, build_test_set
-    from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL, initial_model, train_strategy
+    from fedtwin.data.datasets import SweepConfig, build_clients, build_test_set
+    from fedtwin.training.recipe import DEFAULT_FIT, DEFAULT_MODEL, initial_model, train_strategy
 
     cfg = SweepConfig(seed=args.seed)
     if args.window_s is not None:

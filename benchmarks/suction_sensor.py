@@ -31,7 +31,7 @@ FEATURE = "cylinder1_suction_min_bar"
 
 def _windows(scenarios: Sequence[Any], window_s: float, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """Feature rows of the four sensors plus the noisy suction pressure mean per window, and labels."""
-    from fedtwin.features import extract_features, windowize
+    from fedtwin.data.features import extract_features, windowize
     from plant_models import simulate_batch
     from plant_models.params import P_ATM
 
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     from federated.client import ClientData
     from federated.evaluate import evaluate_predictions
     from federated.model import FAULT_NAMES
-    from fedtwin.datasets import SweepConfig, test_scenarios, train_scenarios
-    from fedtwin.features import FEATURE_NAMES
-    from fedtwin.recipe import _OPERATING_POINT, PHYSICS_HEAD_GROUPS, PHYSICS_HEADS, train_strategy
+    from fedtwin.data.datasets import SweepConfig, test_scenarios, train_scenarios
+    from fedtwin.data.features import FEATURE_NAMES
+    from fedtwin.training.recipe import _OPERATING_POINT, PHYSICS_HEAD_GROUPS, PHYSICS_HEADS, train_strategy
 
     cfg = SweepConfig(seed=args.seed)
     t0 = time.perf_counter()

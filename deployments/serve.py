@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", action="append", choices=["train", "retrain", "drift-monitor"])
     args = parser.parse_args(argv)
-    from fedtwin.cli import use_prefect_api
+    from fedtwin.app.cli import use_prefect_api
 
     use_prefect_api()
     from prefect import serve

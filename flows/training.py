@@ -8,9 +8,9 @@ from typing import Any
 
 from prefect import flow
 
-from fedtwin.datasets import get_profile, train_scenarios
-from fedtwin.promotion import GATE_METRIC, best_strategy
+from fedtwin.data.datasets import get_profile, train_scenarios
 from fedtwin.settings import get_settings
+from fedtwin.training.promotion import GATE_METRIC, best_strategy
 from plant_models import FAULTS
 from tasks.preflight import preflight
 from tasks.registry import (

@@ -13,11 +13,11 @@ from fedtwin.settings import get_settings, mask_url
 def preflight(mlflow: bool = True, redis: bool = True) -> None:
     """Raise :class:`ServiceUnavailable` naming the first unreachable service (MLflow, Redis) and the fix.
 
-    MLflow is checked by :func:`fedtwin.tracking.configure` (its ``/health`` answers, the experiment exists
-    or is created); Redis by a PING with the configured credentials.
+    MLflow is checked by :func:`fedtwin.adapters.tracking.configure` (its ``/health`` answers, the experiment
+    exists or is created); Redis by a PING with the configured credentials.
     """
-    from fedtwin import tracking
-    from fedtwin.redis_io import redis_client
+    from fedtwin.adapters import tracking
+    from fedtwin.adapters.redis_io import redis_client
 
     settings = get_settings()
     if mlflow:

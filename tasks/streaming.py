@@ -12,7 +12,7 @@ from fedtwin.settings import get_settings
 @task(retries=1, retry_delay_seconds=2)
 def run_live_plant(seconds: float, assets: int = 4, speedup: float = 1.0, seed: int = 0) -> dict[str, Any]:
     """Stream ``seconds`` of simulated plant time per asset to the sensor topic."""
-    from fedtwin.live import run_plant
+    from fedtwin.streaming.live import run_plant
 
     return run_plant(get_settings(), assets=assets, duration_s=seconds, speedup=speedup, seed=seed).as_dict()
 
@@ -25,7 +25,7 @@ def run_scorer_bounded(
     metrics_port: int | None = None,
 ) -> dict[str, Any]:
     """Score the sensor topic for at most ``seconds`` (or until idle); commits after alerts are acked."""
-    from fedtwin.scorer import run_scorer
+    from fedtwin.streaming.scorer import run_scorer
 
     return run_scorer(
         get_settings(),
@@ -39,7 +39,7 @@ def run_scorer_bounded(
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=30)
 def inject_fault(asset: str, fault: str, severity: float) -> dict[str, Any]:
     """Set a fault on a live asset from its next chunk on."""
-    from fedtwin.live import inject
+    from fedtwin.streaming.live import inject
 
     return inject(get_settings(), asset, fault, severity)
 
@@ -47,7 +47,7 @@ def inject_fault(asset: str, fault: str, severity: float) -> dict[str, Any]:
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=30)
 def clear_faults(asset: str) -> dict[str, Any]:
     """Remove every fault from a live asset."""
-    from fedtwin.live import clear
+    from fedtwin.streaming.live import clear
 
     return clear(get_settings(), asset)
 
@@ -57,7 +57,7 @@ def shift_operating_point(
     asset: str, speed_rpm: float | None, load_area_factor: float | None
 ) -> dict[str, Any]:
     """Move a live asset's operating point (not a fault)."""
-    from fedtwin.live import set_operating_point
+    from fedtwin.streaming.live import set_operating_point
 
     return set_operating_point(get_settings(), asset, speed_rpm=speed_rpm, load_area_factor=load_area_factor)
 
@@ -66,7 +66,7 @@ def read_stream(name: str, field: str, since_s: float = 0.0) -> list[dict[str, A
     """JSON records of one of fedtwin's Redis streams (``alerts``, ``truth``) added since a wall time."""
     import json
 
-    from fedtwin.redis_io import redis_client
+    from fedtwin.adapters.redis_io import redis_client
 
     s = get_settings()
     with redis_client(s) as client:

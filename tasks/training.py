@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from prefect import get_run_logger, task
 
-from fedtwin.datasets import (
+from fedtwin.data.datasets import (
     SweepConfig,
     load_windows,
     save_windows,
@@ -22,8 +22,8 @@ from fedtwin.datasets import (
     train_scenarios,
     windows_frame,
 )
+from fedtwin.data.features import FEATURE_NAMES
 from fedtwin.errors import DataValidationError
-from fedtwin.features import FEATURE_NAMES
 from plant_models import FAULTS
 
 
@@ -55,7 +55,7 @@ def simulate_site(site: str, cfg: SweepConfig, out_dir: str) -> SiteSummary:
 @task
 def simulate_reference(speed_rpm: float, load_area_factor: float, window_s: float) -> np.ndarray:
     """Healthy feature windows at the design operating point (the drift monitor's reference)."""
-    from fedtwin.datasets import reference_windows
+    from fedtwin.data.datasets import reference_windows
 
     return reference_windows(speed_rpm, load_area_factor, window_s)
 
@@ -66,7 +66,7 @@ def validate_site(summary: SiteSummary, faults: list[str]) -> dict[str, Any]:
 
     Each fault in ``faults`` must have both classes (a site: its own fault; the held-out set: every fault).
     """
-    from fedtwin.validation import validate_dataset
+    from fedtwin.data.validation import validate_dataset
 
     df = windows_frame(load_windows(summary.path), FEATURE_NAMES)
     outcome = validate_dataset(
@@ -156,7 +156,7 @@ def federate(
     from federated.model import FaultClassifier, get_parameters, model_config, set_parameters, to_arrays
     from federated.stats import FeatureStats, mean_std, merge_stats
     from federated.strategy import ClientFailure
-    from fedtwin.recipe import DEFAULT_MODEL, make_configured_strategy
+    from fedtwin.training.recipe import DEFAULT_MODEL, make_configured_strategy
 
     logger = get_run_logger()
     names = list(FEATURE_NAMES)

@@ -1,0 +1,301 @@
+"""The ``fedtwin`` command line: configuration, the embedded stack, training, the live loop and the demo."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fedtwin.errors import FedtwinError
+
+if TYPE_CHECKING:
+    from fedtwin.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+config_app = typer.Typer(no_args_is_help=True, help="Effective configuration.")
+stack_app = typer.Typer(
+    no_args_is_help=True, help="Embedded services: Kafka (Tansu), Redis, MLflow, Prefect."
+)
+plant_app = typer.Typer(no_args_is_help=True, help="The triplex pump plant model.")
+model_app = typer.Typer(no_args_is_help=True, help="The served model: status, publish, rollback.")
+app.add_typer(config_app, name="config")
+app.add_typer(stack_app, name="stack")
+app.add_typer(plant_app, name="plant")
+app.add_typer(model_app, name="model")
+
+
+def _settings() -> Settings:
+    from fedtwin.settings import get_settings
+
+    return get_settings()
+
+
+def use_prefect_api(settings: Settings | None = None) -> None:
+    """Make Prefect talk to the configured API (set before prefect is imported)."""
+    settings = settings or _settings()
+    # fedtwin's Settings are the one source of truth: an unrelated PREFECT_API_URL in the shell must not win.
+    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    auth = settings.prefect_auth_string()
+    if (
+        auth is not None
+    ):  # the stack started this Prefect with basic auth (else PREFECT_API_AUTH_STRING rules)
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective configuration, secrets masked."""
+    shown = _settings().shown()
+    width = max(len(k) for k in shown)
+    for k, v in shown.items():
+        typer.echo(f"{k.ljust(width)}  {v}")
+
+
+@stack_app.command("up")
+def stack_up(
+    only: Annotated[list[str] | None, typer.Option("--only", help="Service(s) to bring up")] = None,
+) -> None:
+    """Reuse or start each service and wait until it is healthy."""
+    from fedtwin.adapters import stack
+
+    services = tuple(only) if only else stack.SERVICES
+    unknown = set(services) - set(stack.SERVICES)
+    if unknown:
+        raise FedtwinError(f"unknown service(s) {sorted(unknown)}; choose from {list(stack.SERVICES)}")
+    stack.up(_settings(), services, echo=typer.echo)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each service, its address, and whether fedtwin started it."""
+    from fedtwin.adapters import stack
+
+    for s in stack.status(_settings()):
+        typer.echo(f"{s.name:10s} {s.address:32s} {stack.describe(s)}")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop only the services that fedtwin started."""
+    from fedtwin.adapters import stack
+
+    stack.down(_settings(), echo=typer.echo)
+
+
+@plant_app.command("plot")
+def plant_plot(
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("out/plant_overview.png"),
+) -> None:
+    """Write a PNG of healthy vs each fault: pressure, flow, current, spectrum."""
+    from plant_models import plot_overview
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    typer.echo(str(plot_overview(out)))
+
+
+@plant_app.command("calibrate")
+def plant_calibrate(
+    measured: Annotated[
+        Path | None,
+        typer.Option(help="Healthy measurement, .csv or .parquet: pressure, flow, speed, current [, time]"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Parameter file (JSON) to write")] = Path("out/plant_params.json"),
+    fs: Annotated[float, typer.Option(help="Sample rate of the measurement (Hz)")] = 1000.0,
+    back_pressure_bar: Annotated[
+        float, typer.Option(help="System back-pressure of the measurement (bar)")
+    ] = 7.0,
+    max_sims: Annotated[int, typer.Option(help="Simulation budget of the fit")] = 60,
+) -> None:
+    """Fit the healthy plant's uncertain parameters (without --measured: to the reference's facts)."""
+    from plant_models.calibrate import REFERENCE_FIT, calibrate, calibrate_measured, read_measured
+    from plant_models.params import PARAMS_FILE_ENV, save_params
+
+    if measured is None:
+        typer.echo("no --measured file: calibrating to the reference pump's published calibration facts")
+        result = calibrate(fit=REFERENCE_FIT, max_sims=max_sims)
+    else:
+        signals = read_measured(measured, fs)
+        result = calibrate_measured(signals, fs, back_pressure_bar=back_pressure_bar, max_sims=max_sims)
+    for line in result.report():
+        typer.echo(line)
+    path = save_params(out, result.params, result.record())
+    typer.echo(f"wrote {path}; simulate with it: export {PARAMS_FILE_ENV}={path.resolve()}")
+
+
+@app.command("train")
+def train(
+    strategy: Annotated[str | None, typer.Option(help="Aggregation rule (default from settings)")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Federated rounds")] = None,
+    profile: Annotated[str, typer.Option(help="Data profile: demo (fast) or full")] = "demo",
+    compare: Annotated[
+        list[str] | None, typer.Option(help="Also train these rules and compare them (repeatable)")
+    ] = None,
+) -> None:
+    """Run the training flow: simulate, validate, train per fault, federate, evaluate, register, promote."""
+    use_prefect_api()
+    from flows.training import training_flow
+
+    result = training_flow(strategy=strategy, rounds=rounds, profile=profile, compare=compare)
+    reg = result["registry"]
+    for name, value in result["exact_match"].items():
+        typer.echo(f"{name}: exact_match={value:.4f}" + (" (best)" if name == result["best"] else ""))
+    typer.echo(
+        f"registered {reg['name']} v{reg['version']}; champion "
+        + ("moved" if reg["promoted"] else f"kept (v{reg['previous_champion']})")
+        + f"; redis_version={result['redis_version']}"
+    )
+    if result.get("mlflow_run_url"):
+        typer.echo(f"MLflow runs of this training: {result['mlflow_run_url']}")
+
+
+@model_app.command("status")
+def model_status() -> None:
+    """MLflow's champion, what Redis serves, and whether they agree (exit 1 when they do not)."""
+    from fedtwin.streaming.serving import model_status as read_status
+
+    status = read_status(_settings())
+    for line in status.lines():
+        typer.echo(line)
+    if not status.agree:
+        raise typer.Exit(code=1)
+
+
+@model_app.command("publish")
+def model_publish(
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Registry version (default: the champion)")
+    ] = None,
+) -> None:
+    """Re-publish a registered version (default: MLflow's champion) to Redis, signed; scorers hot-swap."""
+    from fedtwin.streaming.serving import publish
+
+    served = publish(_settings(), version)
+    typer.echo(f"Redis now serves version {served}")
+
+
+@model_app.command("rollback")
+def model_rollback(
+    to: Annotated[int, typer.Option("--to", min=1, help="Stored Redis version to serve again")],
+) -> None:
+    """Serve an older stored version (a pointer signed as an explicit rollback, which scorers accept)."""
+    from fedtwin.streaming.serving import rollback
+
+    typer.echo(f"Redis now serves version {rollback(_settings(), to)} (rollback)")
+
+
+@app.command("alerts")
+def alerts(
+    count: Annotated[int, typer.Option(min=1, help="How many of the latest alerts to show")] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new alerts")] = False,
+) -> None:
+    """The alert stream (raise/clear, asset, faults and scores, model version) as a table."""
+    import redis
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedtwin.adapters.redis_io import redis_client
+    from fedtwin.app.alerts_view import COLUMNS, AlertRow, alert_rows
+
+    settings = _settings()
+    console = Console()
+
+    def show(rows: list[AlertRow], header: bool) -> None:
+        table = Table(*COLUMNS, show_header=header, box=None, pad_edge=False)
+        for row in rows:
+            table.add_row(*row.cells, style="red" if row.kind == "raise" else "green")
+        console.print(table)
+
+    stream = settings.key("alerts")
+    try:
+        with redis_client(settings) as client:
+            latest = list(reversed(client.xrevrange(stream, count=count)))
+            rows, bad = alert_rows(latest)
+            if not rows:
+                typer.echo(f"no alerts in {stream} yet")
+            else:
+                show(rows, header=True)
+            if bad:
+                typer.echo(f"({bad} entries of {stream} were not readable alerts)", err=True)
+            last = latest[-1][0] if latest else b"$"
+            while follow:
+                got = client.xread({stream: last}, block=1000, count=100)
+                for _name, entries in got or []:
+                    rows, _bad = alert_rows(entries)
+                    show(rows, header=False)
+                    last = entries[-1][0]
+    except KeyboardInterrupt:
+        return
+    except redis.RedisError as exc:  # one line, non-zero exit
+        raise FedtwinError(f"cannot read alerts from Redis ({type(exc).__name__}: {exc})") from None
+
+
+@app.command("demo")
+def demo(
+    seconds: Annotated[float, typer.Option(help="Seconds of live data to stream")] = 24.0,
+    fault_at: Annotated[float, typer.Option(help="Second at which a fault is injected")] = 10.0,
+    train_first: Annotated[bool, typer.Option(help="Train before streaming")] = True,
+) -> None:
+    """Train, stream live data with a fault injected part-way, print the alerts and the UI addresses."""
+    use_prefect_api()
+    from flows.demo import run_demo
+
+    run_demo(seconds=seconds, fault_at=fault_at, train_first=train_first, echo=typer.echo)
+
+
+def _mount_optional() -> None:
+    try:
+        from fedtwin.app.cli_stream import app as stream_app
+    except ImportError:
+        return
+    # `fedtwin inject` and `fedtwin score` at the top level; the live plant as `fedtwin plant run`.
+    for cmd in stream_app.registered_commands:
+        name = cmd.name or (cmd.callback.__name__ if cmd.callback else "")
+        if name == "plant" and cmd.callback is not None:
+            plant_app.command("run", help=cmd.help)(cmd.callback)
+        else:
+            app.registered_commands.append(cmd)
+
+
+def main() -> None:
+    """Entry point: one clear line on known errors, never a bare traceback for them."""
+    from pydantic import ValidationError
+
+    _mount_optional()
+    try:
+        # Without standalone mode click returns (not raises) a command's exit code: pass it on.
+        code = app(standalone_mode=False)
+    except FedtwinError as exc:
+        typer.echo(f"fedtwin: error: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        typer.echo(f"fedtwin: error: setting {field}: {first['msg']} (set FEDTWIN_{field.upper()})", err=True)
+        sys.exit(2)
+    except ValueError as exc:
+        typer.echo(f"fedtwin: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        # Typer vendors its own click (typer._click), so match click's exceptions by what they offer.
+        if type(exc).__name__ == "Abort":
+            sys.exit(1)
+        exit_code = getattr(exc, "exit_code", None)
+        if isinstance(exit_code, int):
+            show = getattr(exc, "show", None)
+            if callable(show):  # usage errors: click's own one-line message and hint
+                show()
+            sys.exit(exit_code)
+        raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
