@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from federated.model import from_arrays
+
 
 class FedtwinPyfunc(PythonModel):
     """pyfunc wrapper: features in, one probability column per fault out."""
 
     def load_context(self, context: Any) -> None:
         """Rebuild the classifier from the logged ``arrays`` (npz) and ``meta`` (JSON) artifacts."""
-        from federated.model import from_arrays
-
         with np.load(context.artifacts["arrays"], allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         with open(context.artifacts["meta"]) as f:

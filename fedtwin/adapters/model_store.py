@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fedtwin.adapters.redis_io import redis_client
 from fedtwin.errors import InvalidModel
 
 if TYPE_CHECKING:
@@ -231,8 +232,6 @@ class ModelStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelStore:
         """Store on the configured Redis."""
-        from fedtwin.adapters.redis_io import redis_client
-
         client = redis_client(settings, socket_timeout=5)
         return cls(client, settings.redis_prefix, settings.signing_key_bytes())
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import redis
+import redis
 
+if TYPE_CHECKING:
     from fedtwin.settings import Settings
 
 
@@ -16,8 +16,6 @@ def redis_client(settings: Settings, socket_timeout: float = 10.0) -> redis.Redi
     Credentials: ``redis_password`` (or a password given in the URL), else the ones ``fedtwin stack up``
     generated when it started the Redis at this address (``Settings.redis_auth``).
     """
-    import redis
-
     username, password = settings.redis_auth()
     return redis.Redis.from_url(
         settings.redis_url,

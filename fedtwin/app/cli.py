@@ -8,11 +8,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
 
+from fedtwin.app.cli_stream import app as stream_app
 from fedtwin.errors import FedtwinError
+from fedtwin.streaming import serving
 
 if TYPE_CHECKING:
     from fedtwin.settings import Settings
+
+# Imports left inside commands are those `fedtwin --help` must not pay; measured after this module's imports,
+# min of 3 fresh processes on the 2-core box (python -c "import fedtwin.app.cli, time; ...; import X"):
+# fedtwin.settings 0.77 s (pydantic-settings), fedtwin.adapters.stack 0.79 s, plant_models 0.50 s,
+# plant_models.calibrate 0.50 s, flows.training 12.0 s and flows.demo 13.9 s (Prefect), redis 0.69 s,
+# fedtwin.app.alerts_view 0.34 s (numpy). `fedtwin --help` takes ~1 s in all, most of it typer and rich.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 config_app = typer.Typer(no_args_is_help=True, help="Effective configuration.")
@@ -28,7 +39,7 @@ app.add_typer(model_app, name="model")
 
 
 def _settings() -> Settings:
-    from fedtwin.settings import get_settings
+    from fedtwin.settings import get_settings  # lazy: 0.77 s, see the note at the top
 
     return get_settings()
 
@@ -61,7 +72,7 @@ def stack_up(
     only: Annotated[list[str] | None, typer.Option("--only", help="Service(s) to bring up")] = None,
 ) -> None:
     """Reuse or start each service and wait until it is healthy."""
-    from fedtwin.adapters import stack
+    from fedtwin.adapters import stack  # lazy: 0.79 s, see the note at the top
 
     services = tuple(only) if only else stack.SERVICES
     unknown = set(services) - set(stack.SERVICES)
@@ -73,7 +84,7 @@ def stack_up(
 @stack_app.command("status")
 def stack_status() -> None:
     """Show each service, its address, and whether fedtwin started it."""
-    from fedtwin.adapters import stack
+    from fedtwin.adapters import stack  # lazy: 0.79 s, see the note at the top
 
     for s in stack.status(_settings()):
         typer.echo(f"{s.name:10s} {s.address:32s} {stack.describe(s)}")
@@ -82,7 +93,7 @@ def stack_status() -> None:
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop only the services that fedtwin started."""
-    from fedtwin.adapters import stack
+    from fedtwin.adapters import stack  # lazy: 0.79 s, see the note at the top
 
     stack.down(_settings(), echo=typer.echo)
 
@@ -92,7 +103,7 @@ def plant_plot(
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("out/plant_overview.png"),
 ) -> None:
     """Write a PNG of healthy vs each fault: pressure, flow, current, spectrum."""
-    from plant_models import plot_overview
+    from plant_models import plot_overview  # lazy: 0.50 s, see the note at the top
 
     out.parent.mkdir(parents=True, exist_ok=True)
     typer.echo(str(plot_overview(out)))
@@ -112,6 +123,7 @@ def plant_calibrate(
     max_sims: Annotated[int, typer.Option(help="Simulation budget of the fit")] = 60,
 ) -> None:
     """Fit the healthy plant's uncertain parameters (without --measured: to the reference's facts)."""
+    # lazy: plant_models and scipy.optimize, 0.50 s, see the note at the top
     from plant_models.calibrate import REFERENCE_FIT, calibrate, calibrate_measured, read_measured
     from plant_models.params import PARAMS_FILE_ENV, save_params
 
@@ -138,7 +150,7 @@ def train(
 ) -> None:
     """Run the training flow: simulate, validate, train per fault, federate, evaluate, register, promote."""
     use_prefect_api()
-    from flows.training import training_flow
+    from flows.training import training_flow  # lazy: Prefect, 12 s; after use_prefect_api() on purpose
 
     result = training_flow(strategy=strategy, rounds=rounds, profile=profile, compare=compare)
     reg = result["registry"]
@@ -156,9 +168,7 @@ def train(
 @model_app.command("status")
 def model_status() -> None:
     """MLflow's champion, what Redis serves, and whether they agree (exit 1 when they do not)."""
-    from fedtwin.streaming.serving import model_status as read_status
-
-    status = read_status(_settings())
+    status = serving.model_status(_settings())
     for line in status.lines():
         typer.echo(line)
     if not status.agree:
@@ -172,9 +182,7 @@ def model_publish(
     ] = None,
 ) -> None:
     """Re-publish a registered version (default: MLflow's champion) to Redis, signed; scorers hot-swap."""
-    from fedtwin.streaming.serving import publish
-
-    served = publish(_settings(), version)
+    served = serving.publish(_settings(), version)
     typer.echo(f"Redis now serves version {served}")
 
 
@@ -183,9 +191,7 @@ def model_rollback(
     to: Annotated[int, typer.Option("--to", min=1, help="Stored Redis version to serve again")],
 ) -> None:
     """Serve an older stored version (a pointer signed as an explicit rollback, which scorers accept)."""
-    from fedtwin.streaming.serving import rollback
-
-    typer.echo(f"Redis now serves version {rollback(_settings(), to)} (rollback)")
+    typer.echo(f"Redis now serves version {serving.rollback(_settings(), to)} (rollback)")
 
 
 @app.command("alerts")
@@ -194,12 +200,10 @@ def alerts(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new alerts")] = False,
 ) -> None:
     """The alert stream (raise/clear, asset, faults and scores, model version) as a table."""
-    import redis
-    from rich.console import Console
-    from rich.table import Table
+    import redis  # lazy: 0.69 s, see the note at the top
 
-    from fedtwin.adapters.redis_io import redis_client
-    from fedtwin.app.alerts_view import COLUMNS, AlertRow, alert_rows
+    from fedtwin.adapters.redis_io import redis_client  # lazy: imports redis
+    from fedtwin.app.alerts_view import COLUMNS, AlertRow, alert_rows  # lazy: numpy, 0.34 s
 
     settings = _settings()
     console = Console()
@@ -242,16 +246,12 @@ def demo(
 ) -> None:
     """Train, stream live data with a fault injected part-way, print the alerts and the UI addresses."""
     use_prefect_api()
-    from flows.demo import run_demo
+    from flows.demo import run_demo  # lazy: Prefect, 14 s; after use_prefect_api() on purpose
 
     run_demo(seconds=seconds, fault_at=fault_at, train_first=train_first, echo=typer.echo)
 
 
-def _mount_optional() -> None:
-    try:
-        from fedtwin.app.cli_stream import app as stream_app
-    except ImportError:
-        return
+def _mount_stream_commands() -> None:
     # `fedtwin inject` and `fedtwin score` at the top level; the live plant as `fedtwin plant run`.
     for cmd in stream_app.registered_commands:
         name = cmd.name or (cmd.callback.__name__ if cmd.callback else "")
@@ -263,9 +263,7 @@ def _mount_optional() -> None:
 
 def main() -> None:
     """Entry point: one clear line on known errors, never a bare traceback for them."""
-    from pydantic import ValidationError
-
-    _mount_optional()
+    _mount_stream_commands()
     try:
         # Without standalone mode click returns (not raises) a command's exit code: pass it on.
         code = app(standalone_mode=False)

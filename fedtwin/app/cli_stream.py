@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,13 +15,17 @@ from fedtwin.errors import FedtwinError
 if TYPE_CHECKING:
     from fedtwin.settings import Settings
 
+# Imports left inside commands are those `fedtwin --help` (which mounts this app) must not pay; measured after
+# fedtwin.app.cli's imports, min of 3 fresh processes: fedtwin.settings 0.77 s, fedtwin.streaming.live 0.61 s
+# (plant_models, Kafka client), fedtwin.streaming.scorer 8.4 s (scikit-learn through federated.model).
+
 app = typer.Typer(help="Live plant, fault injection and the streaming scorer.", no_args_is_help=True)
 
 FAULT_CHOICES = ("leak", "blocked_inlet", "bearing")
 
 
 def _settings() -> Settings:
-    from fedtwin.settings import get_settings
+    from fedtwin.settings import get_settings  # lazy: 0.77 s, see the note at the top
 
     return get_settings()
 
@@ -44,7 +50,7 @@ def inject(
     clear: Annotated[bool, typer.Option("--clear", help="Remove every fault from the asset")] = False,
 ) -> None:
     """Inject (or with --clear remove) a fault on a running live plant; effective from its next chunk."""
-    from fedtwin.streaming import live
+    from fedtwin.streaming import live  # lazy: 0.61 s, see the note at the top
 
     try:
         if clear:
@@ -68,14 +74,10 @@ def plant(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the live plant: sensor chunks to Kafka, faults from `inject`."""
-    import threading
-
-    from fedtwin.streaming import live
+    from fedtwin.streaming import live  # lazy: 0.61 s, see the note at the top
 
     _logging(verbose)
     stop = threading.Event()
-    import signal
-
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: stop.set())
     try:
@@ -107,7 +109,7 @@ def score(
     Exit codes: 0 at one of those limits (Redis or Kafka outages pause it, never end it), 1 on a problem to
     act on (no valid model, a Kafka error retrying cannot fix), 2 on an unexpected error.
     """
-    from fedtwin.streaming.scorer import run_scorer
+    from fedtwin.streaming.scorer import run_scorer  # lazy: 8.4 s, see the note at the top
 
     _logging(verbose)
     settings = _settings()
