@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from fedtwin.schema import SIGNALS, decode_alert, encode_chunk
+from fedtwin.data.schema import SIGNALS, decode_alert, encode_chunk
 
 SCENARIOS = ("scorer_kill9", "broker_restart", "redis_restart")
 #: Per asset: (fault or None, seconds of plant time). Faults at severity 1.0 (what the quick model detects).
@@ -218,7 +218,7 @@ class Broker:
     """A memory-only Tansu on a fixed free port that can be killed and restarted there."""
 
     def __init__(self, workdir: Path) -> None:
-        from fedtwin import stack
+        from fedtwin.adapters import stack
 
         self.port = stack.free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
@@ -226,7 +226,7 @@ class Broker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        from fedtwin import stack
+        from fedtwin.adapters import stack
 
         self.proc = stack.start_process(stack.tansu_argv(self.port), self.log)
         if not stack._wait(lambda: stack._kafka_ok(self.bootstrap), 15.0, self.proc):
@@ -243,7 +243,7 @@ class OwnRedis:
     """A redis-server without persistence on a free port (never the shared one): restarts come back empty."""
 
     def __init__(self, workdir: Path) -> None:
-        from fedtwin import stack
+        from fedtwin.adapters import stack
 
         self.port = stack.free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -251,7 +251,7 @@ class OwnRedis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        from fedtwin import stack
+        from fedtwin.adapters import stack
 
         argv = [stack.redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         argv += ["--appendonly", "no", "--dir", str(self.workdir)]
@@ -270,7 +270,7 @@ class Streamer:
     """Paced producer of the simulated plant: chunk k of every asset at ``k * chunk_s / speedup`` s."""
 
     def __init__(self, settings: Any, signals: dict[str, Any], speedup: float) -> None:
-        from fedtwin.kafka_io import make_producer
+        from fedtwin.adapters.kafka_io import make_producer
 
         self.s = settings
         self.signals = signals
@@ -380,7 +380,7 @@ def _read_alerts(settings: Any, source: str, r: Any) -> list[dict[str, Any]]:
         return [json.loads(f[b"alert"]) for _, f in r.xrange(settings.key("alerts"))]
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from fedtwin.kafka_io import make_consumer
+    from fedtwin.adapters.kafka_io import make_consumer
 
     c = make_consumer(settings, group=f"chaos-reader-{uuid.uuid4().hex[:6]}")
     topic = settings.alert_topic
@@ -456,7 +456,7 @@ class _Scenario:
         self.recovery_s = float("nan")
 
     def start_scorer(self) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "fedtwin.cli_stream", "score", "--batch-size", "50"]
+        argv = [sys.executable, "-m", "fedtwin.app.cli_stream", "score", "--batch-size", "50"]
         argv += ["--features-stream", "--seconds", "300", "-v"]
         log = open(self.wd / f"scorer-{len(self.scorers)}.log", "wb")  # noqa: SIM115 - closed with the process
         env = {**os.environ, **scorer_env(self.s), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -488,8 +488,8 @@ class _Scenario:
         threading.Thread(target=restart, daemon=True).start()
 
     def run(self) -> ScenarioResult:
-        from fedtwin.kafka_io import ensure_topics
-        from fedtwin.model_store import ModelStore
+        from fedtwin.adapters.kafka_io import ensure_topics
+        from fedtwin.adapters.model_store import ModelStore
 
         if self.own_redis:
             self.own_redis.start()
@@ -664,7 +664,7 @@ def _train(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """``fedtwin train --profile demo`` as a user runs it, its output to ``log``."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "fedtwin.cli", "train", "--profile", "demo"],
+            [sys.executable, "-m", "fedtwin.app.cli", "train", "--profile", "demo"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -689,7 +689,7 @@ def _recorded_runs(settings: Any) -> list[tuple[str, int]]:
 
 
 def run_pipeline(restart_after_s: float = 20.0, base: Path | None = None) -> list[PipelineResult]:
-    """Both pipeline scenarios against an own Prefect server (started by ``fedtwin.stack`` with its
+    """Both pipeline scenarios against an own Prefect server (started by ``fedtwin.adapters.stack`` with its
     credentials), the shared Redis under an own key prefix and a temporary MLflow store.
 
     ``mlflow_down_at_start``: ``fedtwin train`` with MLflow's URI pointing at a closed port (the preflight's
@@ -698,7 +698,7 @@ def run_pipeline(restart_after_s: float = 20.0, base: Path | None = None) -> lis
     """
     import redis
 
-    from fedtwin import stack
+    from fedtwin.adapters import stack
     from fedtwin.settings import Settings
 
     results = []
@@ -727,7 +727,7 @@ def run_pipeline(restart_after_s: float = 20.0, base: Path | None = None) -> lis
             down = {**env, "FEDTWIN_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.free_port()}"}
             t = time.monotonic()
             out = subprocess.run(
-                [sys.executable, "-m", "fedtwin.cli", "train", "--profile", "demo"],
+                [sys.executable, "-m", "fedtwin.app.cli", "train", "--profile", "demo"],
                 env=down,
                 capture_output=True,
                 text=True,

@@ -25,7 +25,7 @@ ASSETS = 4
 
 def _false_alarm_rate(version: int, since: float) -> tuple[float, int]:
     from federated.model import from_arrays
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
     from fedtwin.settings import get_settings
     from tasks.monitoring import read_recent_windows
 
@@ -40,14 +40,14 @@ def _false_alarm_rate(version: int, since: float) -> tuple[float, int]:
 
 def main() -> None:
     """Run the loop once and print the figures."""
-    from fedtwin.cli import use_prefect_api
+    from fedtwin.app.cli import use_prefect_api
     from fedtwin.settings import get_settings
 
     use_prefect_api()
-    from fedtwin import live
-    from fedtwin.model_store import ModelStore
-    from fedtwin.scorer import run_scorer
-    from fedtwin.stack import start_process, stop_pid
+    from fedtwin.adapters.model_store import ModelStore
+    from fedtwin.adapters.stack import start_process, stop_pid
+    from fedtwin.streaming import live
+    from fedtwin.streaming.scorer import run_scorer
     from flows.monitor import drift_monitor_flow
     from flows.training import training_flow
 

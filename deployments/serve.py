@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         "--only", action="append", choices=["train", "retrain", "drift-monitor", "candidate", "campaign"]
     )
     args = parser.parse_args(argv)
-    from fedtwin.cli import use_prefect_api
+    from fedtwin.app.cli import use_prefect_api
 
     use_prefect_api()
     from prefect import serve

@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(
         6000, ge=1000, description="Consumer session timeout; Tansu holds JoinGroup for half of it"
     )
-    # Kafka security: passed to every producer, consumer and admin client (fedtwin.kafka_io.client_config).
+    # Kafka security: passed to every producer, consumer and admin client
+    # (fedtwin.adapters.kafka_io.client_config).
     kafka_security_protocol: KafkaProtocol = Field("PLAINTEXT", description="Kafka security.protocol")
     kafka_sasl_mechanism: SaslMechanism | None = Field(None, description="sasl.mechanism (SASL_* protocols)")
     kafka_sasl_username: str | None = Field(None, description="sasl.username (SASL_* protocols)")

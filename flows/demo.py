@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from fedtwin.datasets import NOMINAL_LOAD, NOMINAL_SPEED_RPM
+from fedtwin.data.datasets import NOMINAL_LOAD, NOMINAL_SPEED_RPM
 from fedtwin.settings import get_settings
 from flows.training import training_flow
 from tasks.streaming import (

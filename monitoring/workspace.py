@@ -59,6 +59,7 @@ def project_id_for(fleet: str) -> uuid.UUID:
 
 def get_or_create_project(workspace: WorkspaceBase, fleet: str) -> Project:
     """The fleet's project: by its fixed id, else an existing project of that name, else a new one."""
+    # lazy: Evidently imports in ~3 s (14 s on the busy 2-core box), see the module docstring
     from evidently.sdk.models import ProjectModel
 
     pid = project_id_for(fleet)
@@ -85,6 +86,7 @@ def dashboard_panels() -> list[DashboardPanelPlot]:
 
     Panel ids are fixed (name-based UUIDs), which is what makes ``ensure_dashboard`` idempotent.
     """
+    # lazy: Evidently imports in ~3 s (14 s on the busy 2-core box), see the module docstring
     from evidently.sdk.models import PanelMetric
     from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel
 
@@ -142,6 +144,7 @@ def dashboard_panels() -> list[DashboardPanelPlot]:
 
 def ensure_dashboard(workspace: WorkspaceBase, project_id: uuid.UUID) -> int:
     """Add the panels of ``dashboard_panels`` the project's dashboard lacks; return how many were added."""
+    # lazy: Evidently imports in ~3 s (14 s on the busy 2-core box), see the module docstring
     from evidently.sdk.models import DashboardModel, DashboardTabModel
 
     current = workspace.get_dashboard(project_id)
@@ -184,6 +187,7 @@ def alert_flags(predictions: np.ndarray | pd.DataFrame, faults: list[str]) -> pd
 
 def alert_rate_snapshot(current: pd.DataFrame, reference: pd.DataFrame | None = None) -> Snapshot:
     """Evidently report of the mean of every column of ``alert_flags`` frames (the alert rates)."""
+    # lazy: Evidently imports in ~3 s (14 s on the busy 2-core box), see the module docstring
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MeanValue
 
@@ -214,6 +218,7 @@ def check_snapshot(
 
     The timestamp (the dashboard's x axis) is the feature report's unless given.
     """
+    # lazy: Evidently imports in ~3 s (14 s on the busy 2-core box), see the module docstring
     from evidently.core.report import Snapshot
     from evidently.core.serialization import ReportModel, SnapshotModel
 

@@ -43,6 +43,7 @@ def plot_overview(
     Path
         The written file.
     """
+    # local: `import plant_models` must not load matplotlib (1.7 s) or pick its backend
     import matplotlib
 
     matplotlib.use("Agg")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import redis as redis_lib
 from prefect import get_run_logger, task
 
+from fedtwin.adapters import tracking
+from fedtwin.adapters.redis_io import redis_client
 from fedtwin.errors import ServiceUnavailable
 from fedtwin.settings import get_settings, mask_url
 
@@ -13,18 +16,13 @@ from fedtwin.settings import get_settings, mask_url
 def preflight(mlflow: bool = True, redis: bool = True) -> None:
     """Raise :class:`ServiceUnavailable` naming the first unreachable service (MLflow, Redis) and the fix.
 
-    MLflow is checked by :func:`fedtwin.tracking.configure` (its ``/health`` answers, the experiment exists
-    or is created); Redis by a PING with the configured credentials.
+    MLflow is checked by :func:`fedtwin.adapters.tracking.configure` (its ``/health`` answers, the experiment
+    exists or is created); Redis by a PING with the configured credentials.
     """
-    from fedtwin import tracking
-    from fedtwin.redis_io import redis_client
-
     settings = get_settings()
     if mlflow:
         tracking.configure(settings)
     if redis:
-        import redis as redis_lib
-
         try:
             with redis_client(settings, socket_timeout=2) as client:
                 client.ping()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import mlflow
 import numpy as np
 from prefect import get_run_logger, task
 
-from fedtwin.promotion import CHALLENGER, CHAMPION, GATE_METRIC, HEADLINE_METRICS, is_better
+from fedtwin.adapters import tracking
+from fedtwin.adapters.model_store import ModelStore
+from fedtwin.adapters.tracking import LoggedRun, ParentRun
 from fedtwin.settings import get_settings
-from fedtwin.tracking import LoggedRun, ParentRun
+from fedtwin.training.promotion import CHALLENGER, CHAMPION, GATE_METRIC, HEADLINE_METRICS, is_better
 
 
 # No retries here and in register_and_gate: a retry after a partial success would log a second run or
@@ -30,10 +33,6 @@ def log_strategy_run(
 
     The model's metrics are linked to the logged model too, so its registered version shows them.
     """
-    import mlflow
-
-    from fedtwin import tracking
-
     tracking.configure(get_settings())
     with mlflow.start_run(run_id=parent_run_id), mlflow.start_run(run_name=strategy, nested=True) as child:
         mlflow.set_tag("strategy", strategy)
@@ -80,8 +79,6 @@ def register_and_gate(
     The version carries ``tags`` (strategy, profile, operating point, sweep seed), its headline metrics as
     ``metric.*`` tags and a description, so the registry page says what it is without opening the run.
     """
-    from fedtwin import tracking
-
     settings = get_settings()
     tracking.configure(settings)
     name = settings.registered_model
@@ -122,8 +119,6 @@ def register_and_gate(
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
 def load_champion() -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The current champion's arrays and metadata from MLflow, or None."""
-    from fedtwin import tracking
-
     settings = get_settings()
     tracking.configure(settings)
     if tracking.alias_version(settings.registered_model, CHAMPION) is None:
@@ -134,8 +129,6 @@ def load_champion() -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
 def put_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], registry: dict[str, Any]) -> int:
     """Store the champion as an immutable signed record (not serving yet); returns its Redis version."""
-    from fedtwin.model_store import ModelStore
-
     meta = {**meta, "registered_model": registry["name"], "registry_version": registry["version"]}
     return ModelStore.from_settings(get_settings()).put(arrays, meta)
 
@@ -143,8 +136,6 @@ def put_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], registry: dic
 @task(retries=3, retry_delay_seconds=1, timeout_seconds=60)
 def promote_model(version: int) -> int:
     """Verify a stored version and switch the serving pointer to it (idempotent); scorers hot-swap."""
-    from fedtwin.model_store import ModelStore
-
     ModelStore.from_settings(get_settings()).promote(version)
     get_run_logger().info("Redis serving pointer -> version %d", version)
     return version
@@ -154,10 +145,6 @@ def promote_model(version: int) -> int:
 def start_parent_run(name: str, params: dict[str, Any], tags: dict[str, str]) -> ParentRun:
     """Parent MLflow run of one pipeline run (strategies log as its children): its id, the link to this
     training's runs table (a saved view: headline metrics shown, best first) and the run's own page."""
-    import mlflow
-
-    from fedtwin import tracking
-
     settings = get_settings()
     tracking.configure(settings)
     with mlflow.start_run(run_name=name, tags=tags) as parent:
@@ -176,10 +163,6 @@ def finish_parent_run(
 ) -> None:
     """The comparison of every strategy (table, bar chart, description) and the winner's metrics and tags on
     the parent run, so the runs list and the run page show the outcome at a glance."""
-    import mlflow
-
-    from fedtwin import tracking
-
     tracking.configure(get_settings())
     with mlflow.start_run(run_id=parent_run_id):
         tracking.log_metrics_first(reports[winner], HEADLINE_METRICS)
@@ -194,6 +177,4 @@ def finish_parent_run(
 @task(retries=3, retry_delay_seconds=1, timeout_seconds=60)
 def store_reference(version: int, X: np.ndarray, feature_names: list[str]) -> str:
     """Healthy feature windows the serving model is compared against by the drift monitor."""
-    from fedtwin.model_store import ModelStore
-
     return ModelStore.from_settings(get_settings()).put_reference(version, X, feature_names)

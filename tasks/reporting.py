@@ -7,8 +7,8 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from fedtwin.promotion import HEADLINE_METRICS
-from fedtwin.tracking import comparison_markdown
+from fedtwin.adapters.tracking import comparison_markdown
+from fedtwin.training.promotion import HEADLINE_METRICS
 
 
 def training_report(result: dict[str, Any], metrics: dict[str, dict[str, float]]) -> str:

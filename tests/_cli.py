@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from fedtwin import cli
+from fedtwin.app import cli
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:

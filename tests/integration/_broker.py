@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from fedtwin import stack
+from fedtwin.adapters import stack
 from fedtwin.settings import Settings
 
 
@@ -37,8 +37,8 @@ def stream_settings(broker: str, model_record: tuple[dict, dict]) -> Iterator[Se
     """Own topics, group and Redis prefix; the model published as version 1; own keys removed after."""
     import redis
 
-    from fedtwin.kafka_io import ensure_topics
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.kafka_io import ensure_topics
+    from fedtwin.adapters.model_store import ModelStore
 
     tag = uuid.uuid4().hex[:8]
     s = Settings(
@@ -93,7 +93,7 @@ def read_topic(s: Settings, topic: str, *, idle_s: float = 1.0, timeout_s: float
     """Every message of ``topic`` (all partitions, from the beginning) without joining a group."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from fedtwin.kafka_io import make_consumer
+    from fedtwin.adapters.kafka_io import make_consumer
 
     c = make_consumer(s, group=f"reader-{uuid.uuid4().hex[:6]}")
     meta = c.list_topics(topic, timeout=10).topics[topic]

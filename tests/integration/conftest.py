@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fedtwin import stack
+from fedtwin.adapters import stack
 from fedtwin.settings import Settings, get_settings
 
 

@@ -114,8 +114,8 @@ action = st.tuples(
 def test_no_pointer_or_meta_garbage_stops_a_scorer(
     actions: list[tuple[str, int, bytes]], garbage_settings: Settings, model_record: tuple
 ) -> None:
-    from fedtwin.model_store import ModelStore
-    from fedtwin.scorer import Scorer
+    from fedtwin.adapters.model_store import ModelStore
+    from fedtwin.streaming.scorer import Scorer
 
     s = garbage_settings
     r = redis.Redis.from_url(s.redis_url)
@@ -164,15 +164,15 @@ def test_a_scorer_without_redis_waits_quietly_until_its_time_limit(caplog: pytes
     """Nothing listens on the Redis port: no exception, one warning, stopped at the time limit."""
     import logging
 
-    from fedtwin.scorer import Scorer
-    from fedtwin.stack import free_port
+    from fedtwin.adapters.stack import free_port
+    from fedtwin.streaming.scorer import Scorer
 
     s = Settings(
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
         redis_prefix="fedtwin-noredis:",
         signing_key=SecretStr("chaos-test-key"),
     )
-    with caplog.at_level(logging.INFO, logger="fedtwin.scorer"):
+    with caplog.at_level(logging.INFO, logger="fedtwin.streaming.scorer"):
         stats = Scorer(s, max_retry_delay_s=0.2).run(max_seconds=2.0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert stats.stopped_by == "max_seconds" and stats.outages == {"Redis": 1, "Kafka": 0}

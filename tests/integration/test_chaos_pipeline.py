@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedtwin import stack
+from fedtwin.adapters import stack
+from fedtwin.adapters.model_store import ModelStore, sign_pointer
 from fedtwin.errors import InvalidModel, ServiceUnavailable
-from fedtwin.model_store import ModelStore, sign_pointer
 from fedtwin.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def own_env(fedtwin_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def _tiny_model(seed: int) -> tuple[dict[str, np.ndarray], dict]:
-    from fedtwin.features import FEATURE_NAMES
+    from fedtwin.data.features import FEATURE_NAMES
 
     rng = np.random.default_rng(seed)
     arrays = {"W": rng.normal(size=(len(FEATURE_NAMES), 2)), "b": np.zeros(2)}
@@ -114,7 +114,7 @@ def test_training_with_redis_down_fails_at_once_in_one_line(
 def test_mlflow_client_retries_are_bounded_unless_the_user_set_them(
     own_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fedtwin import tracking
+    from fedtwin.adapters import tracking
 
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", raising=False)
@@ -136,8 +136,8 @@ _CHILD = """
 import os, signal, sys
 import numpy as np
 from fedtwin.settings import get_settings
-from fedtwin.model_store import ModelStore
-from fedtwin.features import FEATURE_NAMES
+from fedtwin.adapters.model_store import ModelStore
+from fedtwin.data.features import FEATURE_NAMES
 
 store = ModelStore.from_settings(get_settings())
 rng = np.random.default_rng(2)
@@ -156,7 +156,7 @@ def _register_champion(settings: Settings) -> int:
     """A model logged and registered in the test's own MLflow store, with the ``champion`` alias."""
     import mlflow
 
-    from fedtwin import tracking
+    from fedtwin.adapters import tracking
 
     tracking.configure(settings)
     arrays, meta = _tiny_model(3)
@@ -170,7 +170,7 @@ def _register_champion(settings: Settings) -> int:
 def test_kill9_between_put_and_promote_keeps_serving_the_old_version_and_publish_completes(
     own_env: Settings,
 ) -> None:
-    from fedtwin.serving import publish
+    from fedtwin.streaming.serving import publish
 
     store = ModelStore.from_settings(own_env)
     old = store.publish(*_tiny_model(1))
@@ -247,7 +247,7 @@ def test_mlflow_killed_after_the_strategies_were_logged_moves_neither_champion_n
     from mlflow import MlflowClient
 
     import flows.training
-    from fedtwin.datasets import PROFILES, SweepConfig
+    from fedtwin.data.datasets import PROFILES, SweepConfig
     from flows.training import training_flow
 
     state = tmp_path / "stack"

@@ -19,8 +19,8 @@ ASSET = "e2e-pump"
 
 
 def test_training_registers_champion_and_promotes_to_redis(fedtwin_env: Settings, trained: dict) -> None:
-    from fedtwin import tracking
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters import tracking
+    from fedtwin.adapters.model_store import ModelStore
 
     assert trained["registry"]["promoted"] is True
     tracking.configure(fedtwin_env)
@@ -38,7 +38,7 @@ def test_mlflow_shows_the_winner_at_a_glance(fedtwin_env: Settings, trained: dic
     says what it is (description, tags, metrics)."""
     from mlflow import MlflowClient
 
-    from fedtwin import tracking
+    from fedtwin.adapters import tracking
 
     tracking.configure(fedtwin_env)
     client = MlflowClient()
@@ -68,8 +68,8 @@ def test_mlflow_shows_the_winner_at_a_glance(fedtwin_env: Settings, trained: dic
 
 def test_an_equal_model_does_not_replace_the_champion(fedtwin_env: Settings, trained: dict) -> None:
     """Same seeds, same data: the challenger ties, so champion and the Redis pointer stay."""
-    from fedtwin import tracking
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters import tracking
+    from fedtwin.adapters.model_store import ModelStore
     from flows.training import training_flow
 
     again = training_flow(profile="demo", reason="test-tie")
@@ -83,8 +83,8 @@ def test_an_equal_model_does_not_replace_the_champion(fedtwin_env: Settings, tra
 
 def _produce_stream(settings: Settings, healthy_s: float, faulty_s: float) -> float:
     """Produce an asset's chunks: healthy, then a leak; returns the stream time the fault began."""
-    from fedtwin.kafka_io import make_producer
-    from fedtwin.schema import encode_chunk
+    from fedtwin.adapters.kafka_io import make_producer
+    from fedtwin.data.schema import encode_chunk
 
     sim = LiveSimulator(OperatingPoint(), Faults(), seed=4242)
     producer = make_producer(settings)
@@ -105,9 +105,9 @@ def _produce_stream(settings: Settings, healthy_s: float, faulty_s: float) -> fl
 
 
 def test_sensor_messages_on_the_broker_come_back_as_an_alert(fedtwin_env: Settings, trained: dict) -> None:
-    from fedtwin.kafka_io import ensure_topics, make_consumer
-    from fedtwin.schema import decode_alert
-    from fedtwin.scorer import run_scorer
+    from fedtwin.adapters.kafka_io import ensure_topics, make_consumer
+    from fedtwin.data.schema import decode_alert
+    from fedtwin.streaming.scorer import run_scorer
 
     ensure_topics(fedtwin_env)
     result: dict = {}

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from benchmarks.chaos import OwnRedis
-from fedtwin import live
 from fedtwin.settings import Settings
+from fedtwin.streaming import live
 from tests.integration._broker import broker, model_record, read_topic, stream_settings
 
 __all__ = ["broker", "model_record", "stream_settings"]  # fixtures imported for pytest
@@ -28,7 +28,7 @@ def test_plant_keeps_injected_fault_across_an_empty_redis_restart(
     own = OwnRedis(tmp_path)
     own.start()
     s = stream_settings.model_copy(update={"redis_url": own.url})
-    caplog.set_level(logging.WARNING, logger="fedtwin.live")
+    caplog.set_level(logging.WARNING, logger="fedtwin.streaming.live")
     stop = threading.Event()
     out: dict = {}
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import redis
 
+from fedtwin.adapters.model_store import ModelStore, sign_pointer
 from fedtwin.errors import InvalidModel
-from fedtwin.model_store import ModelStore, sign_pointer
 
 pytestmark = pytest.mark.integration
 

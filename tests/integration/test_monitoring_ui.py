@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedtwin import stack
+from fedtwin.adapters import stack
 from fedtwin.settings import Settings
 from monitoring import prometheus as prom
 from monitoring.workspace import dashboard_panels

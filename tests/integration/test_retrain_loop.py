@@ -20,8 +20,8 @@ SHIFT = {"speed_rpm": 1300.0, "load_area_factor": 1.3}  # outside the trained en
 
 def _stream(settings: Settings, seconds: float, **op: float) -> float:
     """Run the live plant (as fast as it simulates) then the scorer over it; returns the wall start."""
-    from fedtwin import live
-    from fedtwin.scorer import run_scorer
+    from fedtwin.streaming import live
+    from fedtwin.streaming.scorer import run_scorer
 
     for a in ASSETS:
         live.clear(settings, a)
@@ -35,7 +35,7 @@ def _stream(settings: Settings, seconds: float, **op: float) -> float:
 
 def _false_alarms(version: int, since: float) -> float:
     from federated.model import from_arrays
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
     from fedtwin.settings import get_settings
     from tasks.monitoring import read_recent_windows
 
@@ -54,7 +54,7 @@ def test_too_few_windows_is_not_a_drift(fedtwin_env: Settings, trained: dict) ->
 
 
 def test_shift_is_detected_and_the_retrain_fixes_false_alarms(fedtwin_env: Settings, trained: dict) -> None:
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
     from flows.monitor import drift_monitor_flow
     from flows.retrain import retrain_flow
 
@@ -89,8 +89,8 @@ def test_shift_is_detected_and_the_retrain_fixes_false_alarms(fedtwin_env: Setti
 
 
 def test_a_failed_retrain_leaves_the_champion(fedtwin_env: Settings, trained: dict) -> None:
-    from fedtwin import tracking
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters import tracking
+    from fedtwin.adapters.model_store import ModelStore
     from flows.retrain import retrain_flow
 
     store = ModelStore.from_settings(fedtwin_env)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from fedtwin.model_store import ModelStore
-from fedtwin.serving import model_status, publish, rollback
+from fedtwin.adapters.model_store import ModelStore
 from fedtwin.settings import Settings
+from fedtwin.streaming.serving import model_status, publish, rollback
 from tests._cli import run_cli
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fedtwin import stack
+from fedtwin.adapters import stack
 from fedtwin.errors import ServiceUnavailable
 from fedtwin.settings import Settings, ensure_credentials, write_credentials
 
@@ -52,7 +52,7 @@ def test_up_status_down_start_and_stop_only_own_services(tmp_path: Path) -> None
 
 def test_the_embedded_redis_keeps_its_data_through_down_and_up(tmp_path: Path) -> None:
     """Models, pointer, scorer state and plant control live in Redis: `stack down/up` must not lose them."""
-    from fedtwin.redis_io import redis_client
+    from fedtwin.adapters.redis_io import redis_client
 
     s = _settings(tmp_path, stack.free_port(), stack.free_port())
     stack.up(s, ("redis",), echo=lambda _: None)
@@ -99,7 +99,7 @@ def test_a_port_taken_by_something_else_is_a_clear_error(tmp_path: Path) -> None
 def test_cli_reports_bad_settings_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "FEDTWIN_REDIS_URL": "localhost:6379"}
     out = subprocess.run(
-        [sys.executable, "-m", "fedtwin.cli", "stack", "status"],
+        [sys.executable, "-m", "fedtwin.app.cli", "stack", "status"],
         env=env,
         capture_output=True,
         text=True,
@@ -127,7 +127,7 @@ def _cli(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fedtwin.cli", *args],
+        [sys.executable, "-m", "fedtwin.app.cli", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -161,7 +161,7 @@ def test_stack_up_in_a_fresh_home_requires_credentials_everywhere(tmp_path: Path
     MLflow answer 401 without basic auth, fedtwin's clients get in, and no child sees FEDTWIN_SIGNING_KEY."""
     import redis
 
-    from fedtwin.redis_io import redis_client
+    from fedtwin.adapters.redis_io import redis_client
 
     ports = {name: stack.free_port() for name in stack.SERVICES}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEDTWIN_", "PREFECT_", "MLFLOW_"))}

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import redis
 
-from fedtwin import live
-from fedtwin.schema import SIGNALS, decode_alert, decode_chunk, encode_chunk
-from fedtwin.scorer import Scorer
+from fedtwin.data.schema import SIGNALS, decode_alert, decode_chunk, encode_chunk
 from fedtwin.settings import Settings
+from fedtwin.streaming import live
+from fedtwin.streaming.scorer import Scorer
 from tests.integration._broker import broker, model_record, read_topic, settings_env, stream_settings
 
 __all__ = ["broker", "model_record", "stream_settings"]  # fixtures imported for pytest
@@ -65,7 +65,7 @@ def truth_of(s: Settings) -> list[dict]:
 
 def test_malformed_messages_go_to_dlq_with_reason(stream_settings: Settings) -> None:
     from benchmarks.streaming import encode_stream, simulate_signals
-    from fedtwin.kafka_io import make_producer
+    from fedtwin.adapters.kafka_io import make_producer
 
     s = stream_settings
     good = encode_stream("pump-1", simulate_signals({}, 2.0, seed=3), 100, 1000.0, time.time())
@@ -131,7 +131,7 @@ def test_injected_fault_raises_alert_within_bounded_windows(stream_settings: Set
 
 
 def test_long_healthy_stream_yields_no_alerts(stream_settings: Settings) -> None:
-    from fedtwin.stack import free_port
+    from fedtwin.adapters.stack import free_port
     from monitoring.metrics import ScorerMetrics
 
     s = stream_settings
@@ -157,7 +157,7 @@ def test_undeliverable_messages_are_counted_not_lost_silently(stream_settings: S
     """A producer whose broker never answers: every message expires and the plant's stats say so."""
     from confluent_kafka import Producer
 
-    from fedtwin.stack import free_port
+    from fedtwin.adapters.stack import free_port
 
     dead = Producer({"bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 500})
     plant = live.run_plant(stream_settings, assets=["pump-x"], duration_s=0.5, speedup=0, producer=dead)
@@ -205,8 +205,8 @@ def test_control_written_to_redis_reaches_the_fleet_and_chunks_equal_live_simula
 def _expected_alerts(s: Settings, model_record: tuple[dict, dict]) -> list[dict]:
     """Alerts an uninterrupted engine derives from the sensor topic as stored (per-partition order)."""
     from federated.model import from_arrays
-    from fedtwin.features import extract_features
-    from fedtwin.scoring import ActiveModel, ScoringEngine
+    from fedtwin.data.features import extract_features
+    from fedtwin.streaming.scoring import ActiveModel, ScoringEngine
 
     model = ActiveModel.wrap(from_arrays(*model_record), "quick-test-model", 1)
     engine = ScoringEngine.from_settings(s, extract_features, model)
@@ -223,7 +223,7 @@ def test_sigkill_mid_stream_loses_no_due_alert(
 ) -> None:
     s = stream_settings
     env = {**os.environ, **settings_env(s)}
-    argv = [sys.executable, "-m", "fedtwin.cli_stream", "score", "--batch-size", "20", "--seconds", "120"]
+    argv = [sys.executable, "-m", "fedtwin.app.cli_stream", "score", "--batch-size", "20", "--seconds", "120"]
     r = redis.Redis.from_url(s.redis_url)
 
     def start(extra: list[str], name: str) -> subprocess.Popen:
@@ -267,7 +267,7 @@ def test_sigkill_mid_stream_loses_no_due_alert(
 
 
 def test_promoted_model_is_used_without_restart(stream_settings: Settings, model_record: tuple) -> None:
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
 
     s = stream_settings
     scorer = Scorer(s, publish_features=True)

@@ -198,7 +198,7 @@ def test_service_address() -> None:
 
 
 def test_kafka_security_options_reach_every_client_config(tmp_path: Path) -> None:
-    from fedtwin.kafka_io import client_config, consumer_config, producer_config
+    from fedtwin.adapters.kafka_io import client_config, consumer_config, producer_config
 
     ca = tmp_path / "ca.pem"
     ca.write_text("not read here")
@@ -231,7 +231,7 @@ def test_librdkafka_accepts_the_sasl_options() -> None:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient
 
-    from fedtwin.kafka_io import client_config, consumer_config, producer_config
+    from fedtwin.adapters.kafka_io import client_config, consumer_config, producer_config
 
     s = Settings(
         kafka_security_protocol="SASL_PLAINTEXT",
@@ -316,7 +316,7 @@ def test_cli_reports_a_sasl_setting_without_username_in_one_line(monkeypatch: py
         "FEDTWIN_KAFKA_SASL_PASSWORD": "pw",
     }
     out = subprocess.run(
-        [sys.executable, "-m", "fedtwin.cli", "config", "show"],
+        [sys.executable, "-m", "fedtwin.app.cli", "config", "show"],
         env=env,
         capture_output=True,
         text=True,

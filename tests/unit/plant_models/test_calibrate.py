@@ -144,7 +144,7 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     _frame().drop(columns=["speed"]).to_csv(path, index=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = "from fedtwin.cli import main; main()"
+    code = "from fedtwin.app.cli import main; main()"
     proc = subprocess.run(
         [
             sys.executable,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedtwin.tracking import comparison_markdown
+from fedtwin.adapters.tracking import comparison_markdown
 from tasks.reporting import training_report
 
 METRICS = ("exact_match_8class", "fault_detection_acc", "false_alarm_rate")
@@ -50,7 +50,7 @@ def test_report_says_who_won_what_moved_and_where_to_look() -> None:
 
 
 def test_training_view_lists_this_trainings_runs_best_first() -> None:
-    from fedtwin.tracking import training_view_state
+    from fedtwin.adapters.tracking import training_view_state
 
     state = training_view_state("abc123", METRICS)
     assert state["searchFilter"] == "tags.mlflow.parentRunId = 'abc123'"

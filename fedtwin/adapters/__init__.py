@@ -1,0 +1,1 @@
+"""Services: Kafka, Redis and the model store, MLflow, the embedded stack, outages."""

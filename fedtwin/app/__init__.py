@@ -1,0 +1,1 @@
+"""The application: the ``fedtwin`` CLI and its commands; the only fedtwin code importing flows/."""

@@ -1,0 +1,1 @@
+"""The streaming path: scoring engine and service, the live plant, what serves and rollback."""
