@@ -81,7 +81,7 @@ def _combination_client(cfg: object, workers: int) -> object:
     sensors can tell apart. Same severities and operating envelope as the sites, seeds of its own.
     """
     from federated.client import ClientData
-    from fedtwin.datasets import scenario_windows
+    from fedtwin.data.datasets import scenario_windows
     from plant_models import ALL_FAULT_SETS, Faults, OperatingPoint, Scenario
 
     rng = np.random.default_rng([cfg.seed, 3])  # type: ignore[attr-defined]
@@ -134,8 +134,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _sweeps(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """Sweep config, training sites and held-out set, with their description lines printed."""
-    from fedtwin.datasets import SweepConfig, build_clients, build_test_set
-    from fedtwin.recipe import DEFAULT_FIT, DEFAULT_MODEL
+    from fedtwin.data.datasets import SweepConfig, build_clients, build_test_set
+    from fedtwin.training.recipe import DEFAULT_FIT, DEFAULT_MODEL
 
     cfg = SweepConfig(seed=args.seed)
     if args.window_s is not None:
@@ -177,9 +177,10 @@ def _sweeps(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
 
 
 def _train_all(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> tuple[dict, dict]:
-    """Every strategy through fedtwin.recipe.train_strategy (the training flow's run); evaluation per name."""
+    """Every strategy through fedtwin.training.recipe.train_strategy (the training flow's run); evaluation
+    per name."""
     from federated.evaluate import evaluate_predictions
-    from fedtwin.recipe import train_strategy
+    from fedtwin.training.recipe import train_strategy
 
     results: dict[str, dict] = {}
     preds: dict[str, np.ndarray] = {}
@@ -201,7 +202,7 @@ def _dp_line(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> No
     from federated.model import get_parameters, model_config, set_parameters
     from federated.server import run_federated
     from federated.strategy import DPFixedClipping, FedAvg
-    from fedtwin.recipe import DEFAULT_FIT, initial_model
+    from fedtwin.training.recipe import DEFAULT_FIT, initial_model
 
     t0 = time.perf_counter()
     dp_model = initial_model(clients, args.seed % 10_000)
@@ -225,7 +226,7 @@ def _dp_line(args: argparse.Namespace, clients: dict[str, Any], test: Any) -> No
 def _diagnostics(args: argparse.Namespace, cfg: Any, clients: dict[str, Any], test: Any, best: str) -> None:
     """Not strategies: the best recipe with a site holding every combination, and the all-input ablation."""
     from federated.evaluate import evaluate_predictions
-    from fedtwin.recipe import train_strategy
+    from fedtwin.training.recipe import train_strategy
 
     with_combos = {**clients, "combinations": _combination_client(cfg, args.workers)}
     for name in (best, "centralised"):

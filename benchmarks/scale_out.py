@@ -47,9 +47,9 @@ def _scorer_env(args: argparse.Namespace) -> Iterator[Any]:
     import redis
 
     from benchmarks.streaming import quick_model
-    from fedtwin import stack
-    from fedtwin.kafka_io import ensure_topics
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters import stack
+    from fedtwin.adapters.kafka_io import ensure_topics
+    from fedtwin.adapters.model_store import ModelStore
     from fedtwin.settings import Settings
 
     proc, bootstrap = None, args.bootstrap
@@ -105,7 +105,7 @@ def _messages(s: Any, n: int, pumps: int) -> list[tuple[int, bytes, bytes]]:
 
 
 def _fill(s: Any, msgs: list[tuple[int, bytes, bytes]]) -> None:
-    from fedtwin.kafka_io import make_producer
+    from fedtwin.adapters.kafka_io import make_producer
 
     prod = make_producer(s)
     for partition, key, value in msgs:
@@ -142,13 +142,13 @@ def _committed_total(consumer: Any, s: Any) -> int:
 def _drain(s: Any, n_scorers: int, total: int, timeout_s: float) -> float:
     """Messages/s of ``n_scorers`` scorer processes draining the topic in a fresh group (first to last
     commit)."""
-    from fedtwin.kafka_io import make_consumer
+    from fedtwin.adapters.kafka_io import make_consumer
 
     group = f"{s.consumer_group}-{n_scorers}-{uuid.uuid4().hex[:4]}"
     argv = [
         sys.executable,
         "-m",
-        "fedtwin.cli_stream",
+        "fedtwin.app.cli_stream",
         "score",
         "--idle-exit",
         "3",
@@ -219,7 +219,7 @@ def scorer_scale_out(args: argparse.Namespace) -> list[str]:
 def _feature_rows(n: int) -> np.ndarray:
     """``n`` real feature rows: windows of PUMPS' simulated pools, tiled with 1 % jitter (seed 0)."""
     from benchmarks.streaming import _toggling_pools
-    from fedtwin.features import extract_features, windowize
+    from fedtwin.data.features import extract_features, windowize
 
     pools = _toggling_pools(PUMPS, 1000, 4)
     base = np.concatenate([extract_features(windowize(pools[p], 1.0, 1000.0), 1000.0) for p in PUMPS])
@@ -233,8 +233,8 @@ def drift_and_features(args: argparse.Namespace) -> list[str]:
     import pandas as pd
     import redis
 
-    from fedtwin.features import FEATURE_NAMES
-    from fedtwin.schema import dumps
+    from fedtwin.data.features import FEATURE_NAMES
+    from fedtwin.data.schema import dumps
     from fedtwin.settings import Settings
     from monitoring.drift import EvidentlyDriftDetector
 
@@ -261,9 +261,9 @@ def drift_and_features(args: argparse.Namespace) -> list[str]:
 def training_per_site(args: argparse.Namespace) -> list[str]:
     """Seconds of one site's share of a training run (the ``demo`` profile, in process, one core): simulating
     its data and its local updates over the production number of rounds, fedadam."""
-    from fedtwin.datasets import build_clients, get_profile
-    from fedtwin.recipe import train_strategy
+    from fedtwin.data.datasets import build_clients, get_profile
     from fedtwin.settings import Settings
+    from fedtwin.training.recipe import train_strategy
 
     rounds = Settings(signing_key="unused").federated_rounds
     t = time.perf_counter()

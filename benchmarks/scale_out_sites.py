@@ -74,14 +74,14 @@ def measure_site_workers(args: argparse.Namespace | None = None) -> list[str]:
         from prefect.settings import PREFECT_API_URL
         from prefect.testing.utilities import prefect_test_harness
 
-        from fedtwin.datasets import get_profile, train_scenarios
-        from fedtwin.site_executor import wait_sites_ready
+        from fedtwin.data.datasets import get_profile, train_scenarios
+        from fedtwin.training.site_executor import wait_sites_ready
 
         with prefect_test_harness(server_startup_timeout=180):
             env = dict(os.environ, FEDTWIN_PREFECT_API_URL=str(PREFECT_API_URL.value()))
             sites = list(train_scenarios(get_profile(profile)))
             for site in sites:
-                cmd = [sys.executable, "-m", "fedtwin.cli", "site", "start", "--site", site]
+                cmd = [sys.executable, "-m", "fedtwin.app.cli", "site", "start", "--site", site]
                 with open(base / f"{site}.log", "wb") as log:
                     procs.append(
                         subprocess.Popen(

@@ -61,8 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def setup(args: argparse.Namespace) -> Bench:
     """Broker, settings with own names, topics, and the champion published."""
-    from fedtwin import stack
-    from fedtwin.kafka_io import ensure_topics
+    from fedtwin.adapters import stack
+    from fedtwin.adapters.kafka_io import ensure_topics
 
     proc, bootstrap = None, args.bootstrap
     if bootstrap is None:
@@ -88,7 +88,7 @@ def setup(args: argparse.Namespace) -> Bench:
 def publish_models(bench: Bench) -> None:
     """Train the small model once; publish it as the champion and, with other thresholds, to each shadow."""
     from benchmarks.streaming import quick_model
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
 
     t = time.perf_counter()
     bench.arrays, bench.meta = quick_model()
@@ -122,8 +122,8 @@ def _asset_pools(seconds: float) -> dict[str, dict[str, np.ndarray]]:
 
 def prefill(bench: Bench) -> None:
     """Produce ``--messages`` chunks (4 assets interleaved, seq and t0 counting on) to the sensor topic."""
-    from fedtwin.kafka_io import make_producer
-    from fedtwin.schema import SIGNALS, encode_chunk
+    from fedtwin.adapters.kafka_io import make_producer
+    from fedtwin.data.schema import SIGNALS, encode_chunk
 
     s = bench.settings
     n = round(s.chunk_s * s.sample_rate_hz)
@@ -153,7 +153,7 @@ def _produce(prod: Any, topic: str, value: bytes, key: bytes) -> None:
 
 def drain_rate(bench: Bench, shadows: tuple[str, ...]) -> float:
     """Scorer messages/s draining the whole pre-filled topic with a fresh consumer group and ``shadows``."""
-    from fedtwin.scorer import Scorer
+    from fedtwin.streaming.scorer import Scorer
 
     s = bench.settings.model_copy(update={"shadow_models": list(shadows)})
     group = f"{bench.settings.consumer_group}-{uuid.uuid4().hex[:6]}"
@@ -184,7 +184,7 @@ def teardown(bench: Bench) -> None:
     """Delete this run's Redis keys and stop the broker it started."""
     import redis
 
-    from fedtwin import stack
+    from fedtwin.adapters import stack
 
     r = redis.Redis.from_url(bench.settings.redis_url)
     keys = list(r.scan_iter(match=bench.settings.redis_prefix + "*", count=1000))

@@ -36,7 +36,7 @@ def own_services(slots: Sequence[str] = SLOTS) -> Iterator[Any]:
     import redis
     from prefect.testing.utilities import prefect_test_harness
 
-    from fedtwin import stack
+    from fedtwin.adapters import stack
     from fedtwin.settings import get_settings
 
     base = Path(tempfile.mkdtemp(prefix="fedtwin-bench-shadow-"))
@@ -88,10 +88,11 @@ def measure_campaign(
     """Run the campaign with the champion and the challengers in shadow; the live figures per model.
 
     Must run inside :func:`own_services` (or any configured stack with ``shadow_models`` naming
-    ``len(challengers)`` slots). Returns ``{"<strategy>@v<version>": figures}`` (see fedtwin.live_eval).
+    ``len(challengers)`` slots). Returns ``{"<strategy>@v<version>": figures}`` (see
+    fedtwin.training.live_eval).
     """
-    from fedtwin.scorer import run_scorer
     from fedtwin.settings import get_settings
+    from fedtwin.streaming.scorer import run_scorer
     from flows.campaign import campaign_flow
     from flows.candidate import put_in_shadow
     from flows.training import training_flow
@@ -139,8 +140,8 @@ def measure_campaign(
 
 def _per_asset_false_alarms(result: dict[str, Any]) -> None:
     """Where the false alarms were: per model, the assets and counts (a diagnostic line per model)."""
-    from fedtwin.live_eval import evaluate, parse_decision, parse_truth
     from fedtwin.settings import get_settings
+    from fedtwin.training.live_eval import evaluate, parse_decision, parse_truth
     from tasks.live_eval import plant_cursors, read_decisions, read_truth
 
     s = get_settings()

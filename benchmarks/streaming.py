@@ -2,7 +2,7 @@
 produce->alert latency at a fixed input rate. Run ``python -m benchmarks.streaming``; prints ``name=value``.
 
 Starts its own Tansu broker (unless ``--bootstrap``), uses its own topics, consumer groups and Redis key
-prefix (deleted at the end), trains a small real model (plant_models sweep -> fedtwin.features ->
+prefix (deleted at the end), trains a small real model (plant_models sweep -> fedtwin.data.features ->
 FaultClassifier) and publishes it through ModelStore, so the scorer path is the production one.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fedtwin.schema import SIGNALS, decode_chunk, encode_chunk
+from fedtwin.data.schema import SIGNALS, decode_chunk, encode_chunk
 
 ASSETS = ("pump-1", "pump-2", "pump-3", "pump-4")
 
@@ -31,8 +31,8 @@ def quick_model(
     Returns ``(arrays, meta)`` for ``ModelStore.publish``; ~10 s on one core.
     """
     from federated.model import FaultClassifier, to_arrays
-    from fedtwin.features import FEATURE_NAMES, extract_features, windowize
-    from fedtwin.recipe import PUMP_BASELINE
+    from fedtwin.data.features import FEATURE_NAMES, extract_features, windowize
+    from fedtwin.training.recipe import PUMP_BASELINE
     from plant_models import FAULTS, simulate_batch, sweep
 
     scenarios = sweep(
@@ -203,11 +203,11 @@ def main(argv: list[str] | None = None) -> None:
 
     import redis
 
-    from fedtwin import stack
-    from fedtwin.kafka_io import ensure_topics, make_consumer, make_producer
-    from fedtwin.model_store import ModelStore
-    from fedtwin.scorer import Scorer
+    from fedtwin.adapters import stack
+    from fedtwin.adapters.kafka_io import ensure_topics, make_consumer, make_producer
+    from fedtwin.adapters.model_store import ModelStore
     from fedtwin.settings import Settings
+    from fedtwin.streaming.scorer import Scorer
     from monitoring.metrics import ScorerMetrics
 
     proc = None

@@ -31,7 +31,7 @@ FEATURE = "cylinder1_suction_min_bar"
 
 def _windows(scenarios: Sequence[Any], window_s: float, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """Feature rows of the four sensors plus the noisy suction pressure mean per window, and labels."""
-    from fedtwin.features import extract_features, windowize
+    from fedtwin.data.features import extract_features, windowize
     from plant_models import simulate_batch
     from plant_models.params import P_ATM
 
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from federated.client import ClientData
     from federated.evaluate import evaluate_predictions
-    from fedtwin.datasets import SweepConfig, test_scenarios, train_scenarios
-    from fedtwin.features import FEATURE_NAMES
-    from fedtwin.recipe import (
+    from fedtwin.data.datasets import SweepConfig, test_scenarios, train_scenarios
+    from fedtwin.data.features import FEATURE_NAMES
+    from fedtwin.training.recipe import (
         _OPERATING_POINT,
         BASELINE_TARGETS,
         PHYSICS_HEAD_GROUPS,

@@ -46,33 +46,43 @@ def _encode_array(a: np.ndarray) -> dict[str, Any]:
     return {ARRAY_TAG: [dtype, list(a.shape), base64.b64encode(a.tobytes()).decode("ascii")]}
 
 
+def _scalar(value: Any) -> tuple[bool, Any]:
+    """``(True, plain)`` for a Python or numpy scalar (numpy ones as Python twins), else ``(False, None)``."""
+    if value is None or isinstance(value, bool | str | int | float):
+        return True, value
+    if isinstance(value, np.bool_):
+        return True, bool(value)
+    if isinstance(value, np.integer):
+        return True, int(value)
+    if isinstance(value, np.floating):
+        return True, float(value)
+    return False, None
+
+
+def _mapping_to_plain(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    if ARRAY_TAG in value:
+        raise CodecError(f"a dict key {ARRAY_TAG!r} is reserved for arrays")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise CodecError(f"dict keys must be str, got {type(k).__name__}")
+        out[k] = to_plain(v, depth + 1)
+    return out
+
+
 def to_plain(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON-ready plain data (arrays tagged); raises :class:`CodecError` for anything else."""
     if depth > MAX_DEPTH:
         raise CodecError(f"nesting deeper than {MAX_DEPTH}")
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
+    is_scalar, plain = _scalar(value)
+    if is_scalar:
+        return plain
     if isinstance(value, np.ndarray):
         return _encode_array(value)
     if isinstance(value, list | tuple):
         return [to_plain(v, depth + 1) for v in value]
     if isinstance(value, Mapping):
-        if ARRAY_TAG in value:
-            raise CodecError(f"a dict key {ARRAY_TAG!r} is reserved for arrays")
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise CodecError(f"dict keys must be str, got {type(k).__name__}")
-            out[k] = to_plain(v, depth + 1)
-        return out
+        return _mapping_to_plain(value, depth)
     raise CodecError(f"{type(value).__name__} is not plain data")
 
 

@@ -189,7 +189,8 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Port of the scorer's Prometheus /metrics (unset: not served)"
     )
 
-    # Live evaluation and the live promotion gate (fedtwin.live_eval, fedtwin.promotion.live_verdict)
+    # Live evaluation and the live promotion gate (fedtwin.training.live_eval,
+    # fedtwin.training.promotion.live_verdict)
     live_gate: bool = Field(
         True,
         description="The candidate flow promotes only if the candidate also beats the champion live (false: "

@@ -3,7 +3,7 @@
 A new candidate is trained and registered without touching the champion, served as a shadow model (scored
 on the live stream beside the champion, never alerting), made to sit a fault campaign with the champion,
 and promoted only when it passes the offline gate and the live gate
-(:func:`fedtwin.promotion.should_promote`).
+(:func:`fedtwin.training.promotion.should_promote`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from fedtwin.promotion import live_pair, should_promote
 from fedtwin.settings import get_settings
+from fedtwin.training.promotion import live_pair, should_promote
 from flows.campaign import campaign_flow
 from flows.training import training_flow
 
@@ -26,7 +26,7 @@ def put_in_shadow(version: int, slot: str) -> int:
 
     Returns the Redis version.
     """
-    from fedtwin.serving import publish
+    from fedtwin.streaming.serving import publish
 
     stored = publish(get_settings(), version, shadow=slot)
     get_run_logger().info("registry version %d in shadow slot %r (Redis version %d)", version, slot, stored)
@@ -36,9 +36,9 @@ def put_in_shadow(version: int, slot: str) -> int:
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=300, cache_policy=NO_CACHE)
 def promote_candidate(version: int, slot: str) -> int:
     """Make registry ``version`` the champion (alias and Redis serving pointer); empty its shadow slot."""
-    from fedtwin import tracking
-    from fedtwin.promotion import CHAMPION
-    from fedtwin.serving import publish, unshadow
+    from fedtwin.adapters import tracking
+    from fedtwin.streaming.serving import publish, unshadow
+    from fedtwin.training.promotion import CHAMPION
 
     settings = get_settings()
     tracking.configure(settings)

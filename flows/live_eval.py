@@ -8,8 +8,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from fedtwin.errors import FedtwinError
-from fedtwin.live_eval import comparison_markdown, evaluate, parse_decision, parse_truth
 from fedtwin.settings import get_settings
+from fedtwin.training.live_eval import comparison_markdown, evaluate, parse_decision, parse_truth
 from plant_models import FAULTS
 from tasks.live_eval import (
     display_name,
@@ -33,7 +33,8 @@ def live_eval_flow(
     """Evaluate every model that decided on ``assets`` since wall time ``since_wall_s`` (a campaign's start).
 
     Waits (up to ``wait_s``, default ``Settings.live_eval_timeout_s``) until each model has decided up to the
-    plant's last complete window, joins the decisions with the truth (:func:`fedtwin.live_eval.evaluate`),
+    plant's last complete window, joins the decisions with the truth
+    (:func:`fedtwin.training.live_eval.evaluate`),
     logs ``live_*`` metrics on each model's MLflow run and a ``live-eval-<campaign>`` comparison run, and
     publishes the comparison as a markdown artifact.
 

@@ -2,7 +2,8 @@
 
 Each site serves this flow as the deployment ``fedtwin-site-round/<site>`` on its own work pool
 (``fedtwin site start --site <id>``); the training flow starts one run per site and operation
-(:class:`fedtwin.site_executor.DeploymentExecutor`). Parameters and the returned value are JSON text made by
+(:class:`fedtwin.training.site_executor.DeploymentExecutor`). Parameters and the returned value are JSON
+text made by
 :mod:`federated.codec`; the result is persisted with Prefect's JSON serializer in the result storage the
 worker is configured with (Redis), where the coordinator reads it back without Prefect's deserializers.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from prefect import flow
 
 from fedtwin.settings import get_settings
-from fedtwin.sites import SITE_FLOW, answer
+from fedtwin.training.sites import SITE_FLOW, answer
 
 
 @flow(

@@ -4,7 +4,7 @@ Pure data (frozen dataclasses, no numpy, no behaviour): the simulator, the wire 
 validation, the scorer and the live plant import their vocabulary from here, and ``federated/`` receives
 fault and feature names as arguments. Adding a fault or a sensor is a change here plus the physics that
 produces it (``plant_models.engine``/``sensors``/``scenario.Faults``) and the features and heads that read
-it (``fedtwin.features``, ``fedtwin.recipe``).
+it (``fedtwin.data.features``, ``fedtwin.training.recipe``).
 
 Values are the reference design's (``/work/shared/REFERENCE.md``: the CAT Pumps 1051 triplex plunger pump
 as modelled in MathWorks' Simscape example) unless a field says otherwise. Order matters: ``FAULTS`` is the
@@ -67,8 +67,8 @@ class Signal:
         What is measured and where.
     physical_range : tuple of float
         Inclusive span of physically possible readings; a sample outside cannot come from a working sensor,
-        so the message is refused (``fedtwin.schema``) and the feature ranges follow from it
-        (``fedtwin.validation``).
+        so the message is refused (``fedtwin.data.schema``) and the feature ranges follow from it
+        (``fedtwin.data.validation``).
     nominal : float
         The healthy pump's reading at the nominal operating point (simulated: 7.251 bar, 38.56 L/min,
         1915.6 rpm, 29.04 A), rounded: a plausible level, e.g. for probing a model.

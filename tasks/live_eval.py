@@ -1,6 +1,6 @@
 """Prefect tasks of the live evaluation: read decisions and truth, log the figures to MLflow, report.
 
-Thin I/O around :mod:`fedtwin.live_eval` (the join itself is pure and unit-tested there).
+Thin I/O around :mod:`fedtwin.training.live_eval` (the join itself is pure and unit-tested there).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fedtwin.settings import get_settings
 
 
 def _redis() -> Any:
-    from fedtwin.redis_io import redis_client
+    from fedtwin.adapters.redis_io import redis_client
 
     return redis_client(get_settings())
 
@@ -43,7 +43,7 @@ def read_truth(assets: Sequence[str], since_wall_s: float) -> list[bytes]:
 
 
 def _asset_of(raw: bytes) -> str | None:
-    from fedtwin.schema import loads
+    from fedtwin.data.schema import loads
 
     try:
         msg = loads(raw)
@@ -55,7 +55,7 @@ def _asset_of(raw: bytes) -> str | None:
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60, cache_policy=NO_CACHE)
 def plant_cursors(assets: Sequence[str]) -> dict[str, int]:
     """Next chunk ``seq`` of each asset (the live plant's cursor): how far the plant got."""
-    from fedtwin.schema import loads
+    from fedtwin.data.schema import loads
 
     settings = get_settings()
     with _redis() as r:
@@ -81,9 +81,9 @@ def read_decisions(
     """
     from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
-    from fedtwin.kafka_io import make_consumer
-    from fedtwin.live_eval import parse_decision
-    from fedtwin.schema import SchemaError
+    from fedtwin.adapters.kafka_io import make_consumer
+    from fedtwin.data.schema import SchemaError
+    from fedtwin.training.live_eval import parse_decision
 
     settings = get_settings()
     wanted = set(assets)
@@ -140,8 +140,8 @@ def resolve_models(labels: Sequence[str]) -> dict[str, dict[str, Any]]:
     """For each ``<name> v<redis version>``: its registry version, MLflow run and strategy (when known)."""
     from mlflow import MlflowClient
 
-    from fedtwin import tracking
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters import tracking
+    from fedtwin.adapters.model_store import ModelStore
 
     settings = get_settings()
     tracking.configure(settings)
@@ -192,8 +192,8 @@ def log_live_eval(
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from fedtwin import tracking
-    from fedtwin.live_eval import HEADLINE
+    from fedtwin.adapters import tracking
+    from fedtwin.training.live_eval import HEADLINE
 
     settings = get_settings()
     tracking.configure(settings)

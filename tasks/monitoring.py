@@ -21,7 +21,7 @@ KEEP_FULL_SNAPSHOTS = 12
 
 
 def _redis() -> Any:
-    from fedtwin.redis_io import redis_client
+    from fedtwin.adapters.redis_io import redis_client
 
     return redis_client(get_settings())
 
@@ -29,7 +29,7 @@ def _redis() -> Any:
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
 def load_reference() -> tuple[pd.DataFrame, str, int] | str:
     """Healthy reference windows of the serving model with its id and version, or why there are none."""
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
 
     store = ModelStore.from_settings(get_settings())
     version = store.current_version()  # the verified, signed pointer
@@ -51,7 +51,7 @@ def read_recent_windows(
     Returns a frame with one column per feature plus ``asset``, ``window_start`` and ``model_version``, and an
     id naming the stream range it covers; ``window_ids`` (such an id) reads exactly that range again.
     """
-    from fedtwin.features import FEATURE_NAMES
+    from fedtwin.data.features import FEATURE_NAMES
 
     s = get_settings()
     # Stream ids are the wall-clock ms of scoring; window times are plant time, which may run behind.
@@ -88,7 +88,7 @@ def check_drift(
     report plus the alert rate of both window sets) for ``record_in_workspace``; it is None otherwise.
     """
     from federated.model import from_arrays
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
     from monitoring.drift import EvidentlyDriftDetector, PredictionDriftDetector, save_reports
     from monitoring.workspace import alert_flags, alert_rate_snapshot, check_snapshot
 
@@ -189,7 +189,7 @@ def log_drift_to_mlflow(result: dict[str, Any], reference_id: str, current_id: s
     """The drift reports as artifacts of a ``drift-monitor`` run in the pipeline's experiment."""
     import mlflow
 
-    from fedtwin import tracking
+    from fedtwin.adapters import tracking
 
     tracking.configure(get_settings())
     feature = result["feature"]
@@ -255,7 +255,7 @@ def emit_drift_event(payload: dict[str, Any], fleet: str) -> str | None:
 @task
 def estimate_operating_point(windows: pd.DataFrame) -> dict[str, float]:
     """The operating point the stream shows (median over windows of the level features)."""
-    from fedtwin.recalibrate import estimate_from_features, summary, to_operating_point
+    from fedtwin.training.recalibrate import estimate_from_features, summary, to_operating_point
 
     est = estimate_from_features(windows)
     op = to_operating_point(est)

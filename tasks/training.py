@@ -2,7 +2,8 @@
 
 A site's rows stay in its own tasks (``simulate_site`` writes the site's file; the site-call tasks run by
 :class:`PrefectTaskExecutor` read it); only feature statistics, parameters, counts and scalar metrics come
-back to the flow. The round loop itself is ``federated.server`` (via ``fedtwin.recipe.train_strategy``),
+back to the flow. The round loop itself is ``federated.server`` (via
+``fedtwin.training.recipe.train_strategy``),
 the same the benchmark measures.
 """
 
@@ -23,7 +24,7 @@ from federated.model import to_arrays
 from federated.server import FederatedHistory
 from federated.site import run_site_op
 from federated.strategy import ClientFailure
-from fedtwin.datasets import (
+from fedtwin.data.datasets import (
     SweepConfig,
     load_windows,
     save_windows,
@@ -32,9 +33,9 @@ from fedtwin.datasets import (
     train_scenarios,
     windows_frame,
 )
+from fedtwin.data.features import FEATURE_NAMES
 from fedtwin.errors import DataValidationError
-from fedtwin.features import FEATURE_NAMES
-from fedtwin.recipe import train_strategy
+from fedtwin.training.recipe import train_strategy
 from plant_models import FAULTS
 
 
@@ -66,7 +67,7 @@ def simulate_site(site: str, cfg: SweepConfig, out_dir: str) -> SiteSummary:
 @task
 def simulate_reference(speed_rpm: float, load_area_factor: float, window_s: float) -> np.ndarray:
     """Healthy feature windows at the design operating point (the drift monitor's reference)."""
-    from fedtwin.datasets import reference_windows
+    from fedtwin.data.datasets import reference_windows
 
     return reference_windows(speed_rpm, load_area_factor, window_s)
 
@@ -77,7 +78,7 @@ def validate_site(summary: SiteSummary, faults: list[str]) -> dict[str, Any]:
 
     Each fault in ``faults`` must have both classes (a site: its own fault; the held-out set: every fault).
     """
-    from fedtwin.validation import validate_dataset
+    from fedtwin.data.validation import validate_dataset
 
     df = windows_frame(load_windows(summary.path), FEATURE_NAMES)
     outcome = validate_dataset(
@@ -201,7 +202,8 @@ def federate(
     seed: int = 0,
     executor: SiteExecutor | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], list[dict[str, float]]]:
-    """Federated training of one strategy: the benchmark's run (fedtwin.recipe.train_strategy), each site
+    """Federated training of one strategy: the benchmark's run (fedtwin.training.recipe.train_strategy),
+    each site
     call a Prefect task on ``sites``' files, or a call of ``executor`` (then ``sites`` may be the ids only).
     Returns the model as arrays + metadata and a per-round history."""
     if executor is None:

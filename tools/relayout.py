@@ -69,6 +69,11 @@ MAPPING = {
     "tracking": "adapters",
     "stack": "adapters",
     "outages": "adapters",
+    "shadows": "streaming",
+    "campaign": "streaming",
+    "live_eval": "training",
+    "sites": "training",
+    "site_executor": "training",
 }
 
 # Modules that stay at fedtwin/ top: everything imports them.
@@ -409,8 +414,10 @@ def check(mapping: dict[str, str]) -> int:
     for b in breaks:
         print(f"layering: {b}")
     bad = len(left) + len(refs) + len(unmapped) + len(breaks)
-    print(f"relayout_check not_moved={len(left)} old_references={len(refs)} unmapped={len(unmapped)} "
-          f"layering={len(breaks)}")
+    print(
+        f"relayout_check not_moved={len(left)} old_references={len(refs)} unmapped={len(unmapped)} "
+        f"layering={len(breaks)}"
+    )
     return 1 if bad else 0
 
 
@@ -456,8 +463,10 @@ def parse_maps(items: list[str]) -> dict[str, str]:
         old, _, sub = item.partition("=")
         old = old.removeprefix(f"{PACKAGE}.").removesuffix(".py").removeprefix(f"{PACKAGE}/")
         if not old.isidentifier() or sub not in SUBPACKAGES:
-            raise SystemExit(f"relayout: --map {item!r}: expected MODULE=SUBPACKAGE, SUBPACKAGE one of "
-                             f"{', '.join(SUBPACKAGES)}")
+            raise SystemExit(
+                f"relayout: --map {item!r}: expected MODULE=SUBPACKAGE, SUBPACKAGE one of "
+                f"{', '.join(SUBPACKAGES)}"
+            )
         extra[old] = sub
     return extra
 
@@ -465,10 +474,18 @@ def parse_maps(items: list[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 listing what is left")
-    parser.add_argument("--map", action="append", default=[], metavar="MODULE=SUBPACKAGE",
-                        help="move another fedtwin/MODULE.py too (repeatable)")
-    parser.add_argument("--local-imports", action="store_true",
-                        help="only list function-local imports per file (kept with a reason / to hoist)")
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="MODULE=SUBPACKAGE",
+        help="move another fedtwin/MODULE.py too (repeatable)",
+    )
+    parser.add_argument(
+        "--local-imports",
+        action="store_true",
+        help="only list function-local imports per file (kept with a reason / to hoist)",
+    )
     args = parser.parse_args(argv)
     if args.local_imports:
         return local_imports()
@@ -490,8 +507,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unmapped: {PACKAGE}/{m}.py (re-run with --map {m}=<{'|'.join(SUBPACKAGES)}>)")
     for p in report.problems:
         print(f"problem: {p}")
-    print(f"relayout moved={len(report.moved)} rewritten={len(report.rewritten)} "
-          f"unmapped={len(report.unmapped)} problems={len(report.problems)}")
+    print(
+        f"relayout moved={len(report.moved)} rewritten={len(report.rewritten)} "
+        f"unmapped={len(report.unmapped)} problems={len(report.problems)}"
+    )
     return 1 if report.problems or report.unmapped else 0
 
 

@@ -179,7 +179,7 @@ def site_start(
 ) -> None:
     """Create the site's work pool and deployment if missing, then run its worker (Ctrl-C stops it)."""
     use_prefect_api()
-    from fedtwin.site_executor import start_site
+    from fedtwin.training.site_executor import start_site
 
     settings = _settings()
     cmd, env = start_site(site, data_dir or Path(settings.data_dir) / "sites", settings, echo=typer.echo)
@@ -284,7 +284,7 @@ def alerts(
 
 def _campaign_or_exit(file: Path) -> None:
     """Validate a campaign file; an invalid one is one line and exit code 2."""
-    from fedtwin.campaign import CampaignError, load_campaign
+    from fedtwin.streaming.campaign import CampaignError, load_campaign
 
     try:
         load_campaign(file)
@@ -296,7 +296,7 @@ def _campaign_or_exit(file: Path) -> None:
 @campaign_app.command("check")
 def campaign_check(file: Annotated[Path, typer.Argument(help="Campaign YAML file")]) -> None:
     """Validate a campaign file (exit 2 with one line naming the first problem)."""
-    from fedtwin.campaign import load_campaign
+    from fedtwin.streaming.campaign import load_campaign
 
     _campaign_or_exit(file)
     spec = load_campaign(file)

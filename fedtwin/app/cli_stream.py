@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Live plant, fault injection and the streaming scorer.", no_args_is_help=True)
 
-# The fault names come from plant_models.spec through fedtwin.live, imported inside the commands: every
+# The fault names come from plant_models.spec through fedtwin.streaming.live, imported inside the commands:
+# every
 # `fedtwin` command imports this module, and importing plant_models (numpy) here would about double
 # `fedtwin --help` (measured: `import typer` 0.11-0.17 s, `import typer, plant_models` 0.30-0.38 s).
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from federated.client import ClientData
-from fedtwin.features import extract_features, windowize
+from fedtwin.data.features import extract_features, windowize
 from plant_models.spec import FAULTS, OPERATING_POINT
 
 logger = logging.getLogger(__name__)

@@ -85,7 +85,7 @@ PHYSICS_FEATURES: tuple[str, ...] = (
 FEATURE_NAMES: tuple[str, ...] = REFERENCE_FEATURES + PHYSICS_FEATURES
 
 #: Per signal, its window-mean feature: the level a stuck sensor repeats, and the per-window operating point
-#: the recalibration reads (``fedtwin.recalibrate.estimate_from_features``).
+#: the recalibration reads (``fedtwin.training.recalibrate.estimate_from_features``).
 LEVEL_FEATURES: dict[str, str] = {
     "pressure": "pressure_mean_bar",
     "flow": "flow_mean",

@@ -425,7 +425,7 @@ _DECISION_FIELDS = ("v", "asset", "model", "version", "role", "seq", "t", "ts", 
 
 
 def encode_decision(decision: Mapping[str, Any]) -> bytes:
-    """Decision dict (as built by ``fedtwin.scoring.decision_records``) to JSON bytes."""
+    """Decision dict (as built by ``fedtwin.streaming.scoring.decision_records``) to JSON bytes."""
     return dumps(dict(decision))
 
 

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedtwin.data.features import FEATURE_NAMES, GEAR_RATIO, LEVEL_FEATURES, RIPPLE_FEATURES
+from fedtwin.data.schema import PHYSICAL_RANGES, SIGNALS
 from fedtwin.errors import DataValidationError
-from fedtwin.features import FEATURE_NAMES, GEAR_RATIO, LEVEL_FEATURES, RIPPLE_FEATURES
-from fedtwin.schema import PHYSICAL_RANGES, SIGNALS
 
 Range = tuple[float | None, float | None]
 
@@ -90,7 +90,8 @@ def feature_ranges(
     window_samples: int = 1000,
     fs: float = 1000.0,
 ) -> dict[str, Range]:
-    """The range of every feature of ``fedtwin.features.FEATURE_NAMES``, derived from the signals' ranges.
+    """The range of every feature of ``fedtwin.data.features.FEATURE_NAMES``, derived from the signals'
+    ranges.
 
     Each bound follows from the feature's formula: levels lie in the signal's range, spreads in [0, span],
     products in the product of the ranges, standardised shape statistics within their bounds for

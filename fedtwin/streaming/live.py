@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from fedtwin.adapters.outages import RECONNECT, ServiceLink, kafka_logger, kafka_retriable
+from fedtwin.data.schema import dumps, encode_chunk, loads, truth_record
 from fedtwin.errors import FedtwinError
-from fedtwin.outages import RECONNECT, ServiceLink, kafka_logger, kafka_retriable
-from fedtwin.schema import dumps, encode_chunk, loads, truth_record
 from plant_models.spec import FAULTS, SIGNALS
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def asset_ids(n: int) -> list[str]:
 
 
 def _redis(settings: Settings) -> Any:
-    from fedtwin.redis_io import redis_client
+    from fedtwin.adapters.redis_io import redis_client
 
     return redis_client(settings, socket_timeout=5)
 
@@ -266,7 +266,7 @@ class _Plant:
         producer: Producer | None,
         stop_event: threading.Event | None = None,
     ) -> None:
-        from fedtwin.kafka_io import ensure_topics, make_producer
+        from fedtwin.adapters.kafka_io import ensure_topics, make_producer
         from plant_models import LiveFleet, SensorConfig
 
         self.settings = settings
@@ -287,7 +287,7 @@ class _Plant:
             settings,
             **RECONNECT,
             **{"message.timeout.ms": MESSAGE_TIMEOUT_MS},
-            logger=kafka_logger("fedtwin.live.kafka"),
+            logger=kafka_logger("fedtwin.streaming.live.kafka"),
             error_cb=self._kafka_error,
         )
         self.fleet = LiveFleet([seed + i for i in range(len(names))], sensors=SensorConfig(fs=self.fs))

@@ -33,7 +33,8 @@ new version is loaded, verified by the store and swapped in before the next batc
 exactly one model). Anything wrong with the pointer or a record (garbage, bad signature, a version lower than
 the one in use) is logged once and the last good model stays in use.
 
-Shadow models (``Settings.shadow_models``, see ``fedtwin.shadows``) are reloaded the same way from their own
+Shadow models (``Settings.shadow_models``, see ``fedtwin.streaming.shadows``) are reloaded the same way from
+their own
 signed pointers and scored on the same feature matrix as the champion; they never raise or clear alerts. A
 shadow that fails verification is dropped with one logged reason, and one failing at predict time loses its
 decisions of that batch only. Every model's decision on every window (champion included) is produced to
@@ -56,9 +57,8 @@ import numpy as np
 import redis
 from confluent_kafka import KafkaError, KafkaException
 
-from fedtwin.errors import FedtwinError, InvalidModel, ServiceUnavailable
-from fedtwin.outages import RECONNECT, RateLimitedLog, ServiceLink, kafka_logger, kafka_retriable
-from fedtwin.schema import (
+from fedtwin.adapters.outages import RECONNECT, RateLimitedLog, ServiceLink, kafka_logger, kafka_retriable
+from fedtwin.data.schema import (
     MAX_DLQ_TEXT,
     SchemaError,
     SensorChunk,
@@ -69,9 +69,10 @@ from fedtwin.schema import (
     encode_decision,
     loads,
 )
-from fedtwin.scoring import ActiveModel, BatchResult, FeatureFn, ScoringEngine
-from fedtwin.serving import FIX_NO_MODEL
-from fedtwin.shadows import ShadowSlots
+from fedtwin.errors import FedtwinError, InvalidModel, ServiceUnavailable
+from fedtwin.streaming.scoring import ActiveModel, BatchResult, FeatureFn, ScoringEngine
+from fedtwin.streaming.serving import FIX_NO_MODEL
+from fedtwin.streaming.shadows import ShadowSlots
 from plant_models.spec import SIGNAL_SPECS
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ _TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_T
 
 #: librdkafka waits up to 10 s between reconnects by default; 1 s resumes soon after a broker restart.
 #: Where the scorer's Kafka clients log (librdkafka's own lines, minus reconnect noise).
-KAFKA_LOG = kafka_logger("fedtwin.scorer.kafka")
+KAFKA_LOG = kafka_logger("fedtwin.streaming.scorer.kafka")
 
 #: A refused model version is tried again after this long (s); the refusal is logged once.
 BAD_VERSION_RETRY_S = 30.0
@@ -194,10 +195,10 @@ class Scorer:
     settings : Settings
         Topics, group, Redis, window and de-bouncing settings.
     model_store : object, optional
-        ``current_version()`` and ``load(version)`` like ``fedtwin.model_store.ModelStore``
+        ``current_version()`` and ``load(version)`` like ``fedtwin.adapters.model_store.ModelStore``
         (default: from settings).
     features : FeatureFn, optional
-        Default ``fedtwin.features.extract_features``.
+        Default ``fedtwin.data.features.extract_features``.
     model_factory : ModelFactory, optional
         Default ``federated.model.from_arrays``.
     metrics : ScorerMetrics, optional
@@ -253,7 +254,7 @@ class Scorer:
         self._store = model_store
         self._factory = model_factory
         if features is None:
-            from fedtwin.features import extract_features
+            from fedtwin.data.features import extract_features
 
             features = extract_features
         self.engine = ScoringEngine.from_settings(settings, features)
@@ -309,7 +310,7 @@ class Scorer:
         ServiceUnavailable
             On a fatal Kafka error or one that retrying cannot fix (e.g. not authorised).
         """
-        from fedtwin.redis_io import redis_client
+        from fedtwin.adapters.redis_io import redis_client
 
         t_start = time.monotonic()
         self._deadline = t_start + max_seconds if max_seconds is not None else float("inf")
@@ -318,7 +319,7 @@ class Scorer:
         try:
             self._redis = redis_client(self.settings)
             if self._store is None:
-                from fedtwin.model_store import ModelStore
+                from fedtwin.adapters.model_store import ModelStore
 
                 self._store = ModelStore.from_settings(self.settings)
             wait_until = min(self._deadline, t_start + model_wait_s) if model_wait_s is not None else None
@@ -340,7 +341,7 @@ class Scorer:
         return self._finish(t_start)
 
     def _connect(self) -> None:
-        from fedtwin.kafka_io import ensure_topics, make_consumer, make_producer
+        from fedtwin.adapters.kafka_io import ensure_topics, make_consumer, make_producer
 
         self._until_ok(
             self.kafka_link,
@@ -829,7 +830,7 @@ class Scorer:
 
     def _recreate_topics(self, err: KafkaError) -> None:
         """A broker that lost its topics (memory-only restart): create them with the configured partitions."""
-        from fedtwin.kafka_io import ensure_topics
+        from fedtwin.adapters.kafka_io import ensure_topics
 
         if time.monotonic() - self._topics_checked < 5.0:
             return

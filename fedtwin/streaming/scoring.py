@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from federated.model import decide
-from fedtwin.schema import ALERT_VERSION, DECISION_VERSION, SIGNALS, SensorChunk
+from fedtwin.data.schema import ALERT_VERSION, DECISION_VERSION, SIGNALS, SensorChunk
 from plant_models.spec import FAULTS  # fault outputs in the order the models emit them
 
 #: ``extract_features(windows, fs)``: signal -> (n_windows, n_samples) in, (n_windows, n_features) out.

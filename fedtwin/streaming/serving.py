@@ -198,7 +198,7 @@ def publish(settings: Settings, version: int | None = None, *, shadow: str | Non
 
 def unshadow(settings: Settings, shadow: str) -> bool:
     """Delete shadow slot ``shadow``'s pointer (scorers stop scoring it); False when it had none."""
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.model_store import ModelStore
 
     shadow_source(settings, shadow, 1)  # validates the name
     return ModelStore.from_settings(settings).clear_shadow(shadow)

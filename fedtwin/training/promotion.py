@@ -63,7 +63,7 @@ def best_strategy(reports: Mapping[str, Mapping[str, float]], metric: str = GATE
     return max(reports, key=lambda name: _score(reports[name], metric))
 
 
-#: The live figures the live gate compares (from ``fedtwin.live_eval.evaluate``).
+#: The live figures the live gate compares (from ``fedtwin.training.live_eval.evaluate``).
 LIVE_GATE_METRIC = "exact_match"
 LIVE_FALSE_ALARMS = "false_alarms_per_asset_hour"
 

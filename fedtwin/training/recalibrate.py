@@ -12,7 +12,8 @@ vectorised batch run), which also absorbs what the closed form ignores (the flow
 
 Two entry points: :func:`estimate_operating_point` takes sensor signals (streams or windows of samples),
 :func:`estimate_from_features` takes feature windows (one row per window, the per-window signal means of
-``fedtwin.features.LEVEL_FEATURES``), as the drift monitor holds them; both give the same estimate for the
+``fedtwin.data.features.LEVEL_FEATURES``), as the drift monitor holds them; both give the same estimate for
+the
 same windows.
 """
 
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fedtwin.features import LEVEL_FEATURES
+from fedtwin.data.features import LEVEL_FEATURES
 from plant_models import OperatingPoint, PumpParams, Scenario, SensorConfig, simulate_batch
 from plant_models.params import default_params
 from plant_models.spec import OPERATING_POINT

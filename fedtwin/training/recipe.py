@@ -3,7 +3,7 @@
 What each head reads (named fedtwin features and their healthy-baseline residuals), the per-rule options, the
 round-0 model from client statistics, the centralised baseline and ``train_strategy``. It lives here, not in
 federated/, because it names fedtwin's features; the federated core stays generic. Pure: no Prefect, Kafka,
-Redis or MLflow. The data sets live in fedtwin.datasets.
+Redis or MLflow. The data sets live in fedtwin.data.datasets.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from federated.model import FaultClassifier, get_parameters, model_config, set_p
 from federated.server import FederatedHistory, build_initial_model, run_rounds, validate_sites
 from federated.stats import local_stats, mean_std, merge_stats
 from federated.strategy import STRATEGIES, Strategy, make_strategy
-from fedtwin.features import FEATURE_NAMES
+from fedtwin.data.features import FEATURE_NAMES
 from plant_models.spec import FAULTS, GEOMETRY, OPERATING_POINT
 
 logger = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ events:
 def campaign_env(stream_settings: Settings, model_record: tuple) -> Iterator[Settings]:
     """The stream settings as FEDTWIN_* variables (flows read get_settings()), one shadow slot ``s1``
     holding the same model as the champion, and a decision topic of the test's own."""
-    from fedtwin.kafka_io import ensure_topics
-    from fedtwin.model_store import ModelStore
+    from fedtwin.adapters.kafka_io import ensure_topics
+    from fedtwin.adapters.model_store import ModelStore
 
     env = {
         **settings_env(stream_settings),
@@ -63,8 +63,8 @@ def campaign_env(stream_settings: Settings, model_record: tuple) -> Iterator[Set
 def test_campaign_truth_and_live_evaluation_of_champion_and_shadow(
     campaign_env: Settings, prefect_api: None, tmp_path: Path
 ) -> None:
-    from fedtwin.live_eval import parse_truth
-    from fedtwin.scorer import Scorer
+    from fedtwin.streaming.scorer import Scorer
+    from fedtwin.training.live_eval import parse_truth
     from flows.campaign import campaign_flow
     from tasks.live_eval import read_truth
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fedtwin import stack
+from fedtwin.adapters import stack
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,8 @@ SERVER = os.environ.get("FEDTWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.
 TRAIN_TINY = """
 import sys
 from dataclasses import replace
-from fedtwin import cli, datasets
+from fedtwin.app import cli
+from fedtwin.data import datasets
 datasets.PROFILES["tiny"] = replace(
     datasets.PROFILES["demo"], duration_s=3.0, train_severities=(0.4, 0.7, 1.0), train_speeds=(958.0,),
     train_loads=(1.0, 1.25), test_severities=(0.45,), test_healthy_runs_per_op=2,
@@ -97,7 +98,7 @@ def test_stack_up_runs_prefect_and_mlflow_on_postgres_and_training_registers_the
 
     def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, *(args if args[0] == "-c" else ["-m", "fedtwin.cli", *args])],
+            [sys.executable, *(args if args[0] == "-c" else ["-m", "fedtwin.app.cli", *args])],
             env=env,
             cwd=tmp_path,
             capture_output=True,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import redis
 
-from fedtwin.schema import decode_alert
+from fedtwin.data.schema import decode_alert
 from fedtwin.settings import Settings
 from tests.integration._broker import broker, model_record, settings_env, stream_settings
 from tests.integration.test_streaming import _expected_alerts, _key, alerts_of
@@ -47,7 +47,7 @@ def _redis_alerts(s: Settings) -> list[dict]:
 def _planted(s: Settings) -> list[tuple[str, bytes]]:
     """(asset, message) of every pump's planted stream in chunks of ``chunk_s``, in plant-time order."""
     from benchmarks.streaming import encode_stream
-    from fedtwin.schema import SIGNALS
+    from fedtwin.data.schema import SIGNALS
     from plant_models import Faults, Scenario, simulate_batch
 
     # Every segment is cut from a full-length run, so all runs have one duration and simulate as one
@@ -85,11 +85,11 @@ def _wait_for(check: object, timeout_s: float, what: str) -> None:
 def test_three_scorers_one_killed_every_due_alert_exactly_once(
     stream_settings: Settings, model_record: tuple, tmp_path: Path
 ) -> None:
-    from fedtwin.kafka_io import make_producer
+    from fedtwin.adapters.kafka_io import make_producer
 
     s = stream_settings
     env = {**os.environ, **settings_env(s)}
-    argv = [sys.executable, "-m", "fedtwin.cli_stream", "score", "--batch-size", "20", "--seconds", "120"]
+    argv = [sys.executable, "-m", "fedtwin.app.cli_stream", "score", "--batch-size", "20", "--seconds", "120"]
 
     def start(name: str) -> subprocess.Popen:
         log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process

@@ -68,7 +68,7 @@ def test_rollback_to_a_version_redis_does_not_have_is_one_clear_line(
 def test_a_version_published_to_a_shadow_slot_leaves_the_champion_serving(
     fedtwin_env: Settings, trained: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fedtwin import tracking
+    from fedtwin.adapters import tracking
 
     status = model_status(fedtwin_env)
     assert status.champion is not None and status.agree

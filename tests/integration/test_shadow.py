@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import redis
 
-from fedtwin import live
+from fedtwin.adapters.model_store import ModelStore, sign_pointer
+from fedtwin.data.schema import decode_alert, decode_decision
 from fedtwin.errors import InvalidModel
-from fedtwin.model_store import ModelStore, sign_pointer
-from fedtwin.schema import decode_alert, decode_decision
-from fedtwin.scorer import Scorer
-from fedtwin.scoring import FAULTS
 from fedtwin.settings import Settings
+from fedtwin.streaming import live
+from fedtwin.streaming.scorer import Scorer
+from fedtwin.streaming.scoring import FAULTS
 from tests.integration._broker import broker, model_record, read_topic, stream_settings
 from tests.integration.test_streaming import Background
 
@@ -97,7 +97,7 @@ def test_a_shadow_failing_verification_is_dropped_once_and_the_champion_keeps_se
     forged = sign_pointer(bad, 10**6, rollback=False, set_at=time.time(), key=b"guessed", slot="bad")
     store.client.set(store._k("shadow", "bad"), json.dumps(forged))
     sc = Scorer(s, model_store=store, features=mean_features, model_factory=factory)
-    with caplog.at_level(logging.INFO, logger="fedtwin.scorer"):
+    with caplog.at_level(logging.INFO, logger="fedtwin.streaming.scorer"):
         assert sc.check_model() == champ
         sc.check_model()
     assert sc.shadows.versions() == {"good": good}
@@ -110,7 +110,7 @@ def test_a_shadow_failing_verification_is_dropped_once_and_the_champion_keeps_se
     wrong = store.put({"w": np.ones(1)}, {"n_in": 7})
     store.promote(wrong, slot="bad")
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="fedtwin.scorer"):
+    with caplog.at_level(logging.INFO, logger="fedtwin.streaming.scorer"):
         sc.check_model()
     assert "bad" not in sc.shadows.versions() and sc.engine.model.version == champ  # type: ignore[union-attr]
     assert any(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fedtwin.datasets import get_profile, train_scenarios
+from fedtwin.data.datasets import get_profile, train_scenarios
 from fedtwin.settings import Settings, get_settings
 
 pytestmark = pytest.mark.timeout(900)
@@ -28,14 +28,14 @@ def site_workers(
     """One `fedtwin site start` process per site of the demo profile, each with its own data directory."""
     from prefect.settings import PREFECT_API_URL
 
-    from fedtwin.site_executor import wait_sites_ready
+    from fedtwin.training.site_executor import wait_sites_ready
 
     base = tmp_path_factory.mktemp("sites")
     env = dict(os.environ, FEDTWIN_PREFECT_API_URL=str(PREFECT_API_URL.value()), FEDTWIN_SITE_POLL_S="1")
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     for site in train_scenarios(get_profile("demo")):
         data_dir = base / site
-        cmd = [sys.executable, "-m", "fedtwin.cli", "site", "start", "--site", site]
+        cmd = [sys.executable, "-m", "fedtwin.app.cli", "site", "start", "--site", site]
         with open(base / f"{site}.log", "wb") as log:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
                 [*cmd, "--data-dir", str(data_dir)], env=env, stdout=log, stderr=log, start_new_session=True

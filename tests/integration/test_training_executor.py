@@ -13,11 +13,11 @@ from prefect import flow
 
 from federated.client import ClientData
 from federated.model import get_parameters
-from fedtwin.datasets import LabelledWindows, save_windows
-from fedtwin.recipe import train_strategy
+from fedtwin.data.datasets import LabelledWindows, save_windows
 from fedtwin.settings import Settings
+from fedtwin.training.recipe import train_strategy
 from tasks.training import PrefectTaskExecutor, SiteSummary
-from tests.unit.fedtwin.test_recipe import SMALL, _site
+from tests.unit.fedtwin.training.test_recipe import SMALL, _site
 
 pytestmark = pytest.mark.integration
 

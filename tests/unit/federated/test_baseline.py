@@ -18,7 +18,7 @@ from federated.baseline import (
     solve_baseline,
 )
 from federated.model import FaultClassifier, from_arrays, model_config, model_from_config, to_arrays
-from fedtwin.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
+from fedtwin.training.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
 from plant_models.spec import FAULTS
 
 NAMES = list(BASELINE_INPUTS) + list(BASELINE_TARGETS)
@@ -252,7 +252,7 @@ def test_removed_columns_are_named_after_the_signature_fault() -> None:
 
 def test_baseline_spec_travels_as_plain_json() -> None:
     """A site call carries the spec as plain data: the round trip gives the same frozen spec."""
-    from fedtwin.recipe import PUMP_BASELINE
+    from fedtwin.training.recipe import PUMP_BASELINE
 
     d = json.loads(json.dumps(PUMP_BASELINE.to_json()))
     assert d["input_ref"] == [7.0, 1916.0] and d["signature_column"] == 0 and d["signature_fault"] == "leak"

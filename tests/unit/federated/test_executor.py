@@ -21,7 +21,7 @@ from federated.server import build_initial_model, run_rounds, validate_sites
 from federated.site import run_site_op
 from federated.stats import FeatureStats, local_stats, merge_stats
 from federated.strategy import FedAvg, QuorumError
-from fedtwin.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
+from fedtwin.training.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
 from plant_models.spec import FAULTS
 
 NAMES = [*BASELINE_INPUTS, *BASELINE_TARGETS]

@@ -28,7 +28,13 @@ from federated.model import (
     to_arrays,
     train_local,
 )
-from fedtwin.recipe import BASELINE_INPUTS, BASELINE_TARGETS, LEAK_SHARED, LEAK_SIGNATURE, PUMP_BASELINE
+from fedtwin.training.recipe import (
+    BASELINE_INPUTS,
+    BASELINE_TARGETS,
+    LEAK_SHARED,
+    LEAK_SIGNATURE,
+    PUMP_BASELINE,
+)
 from plant_models.spec import FAULTS
 
 from .conftest import N_FEATURES, make_rows

@@ -408,7 +408,7 @@ def test_training_targets_are_checked() -> None:
 def test_fit_with_baseline_features_standardises_the_augmented_input() -> None:
     """With the baseline's inputs and targets among the features, fit adds its residual columns and the
     scaler covers features plus residuals."""
-    from fedtwin.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
+    from fedtwin.training.recipe import BASELINE_INPUTS, BASELINE_TARGETS, PUMP_BASELINE
 
     names = list(BASELINE_INPUTS) + list(BASELINE_TARGETS)
     rng = np.random.default_rng(6)

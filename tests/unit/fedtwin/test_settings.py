@@ -348,7 +348,7 @@ def test_unknown_federated_strategy_is_refused_when_settings_load(monkeypatch: p
         Settings()
     assert [e["loc"] for e in info.value.errors()] == [("federated_strategy",)]
     out = subprocess.run(
-        [sys.executable, "-m", "fedtwin.cli", "config", "show"],
+        [sys.executable, "-m", "fedtwin.app.cli", "config", "show"],
         env={**os.environ, "FEDTWIN_FEDERATED_STRATEGY": "fedavgg"},
         capture_output=True,
         text=True,

@@ -82,7 +82,7 @@ def test_nominal_readings_are_the_healthy_pump_at_the_nominal_point() -> None:
 
 
 def test_every_copy_of_the_signal_vocabulary_agrees_with_the_spec() -> None:
-    from fedtwin import features, schema, validation
+    from fedtwin.data import features, schema, validation
 
     assert schema.SIGNALS == features.SIGNALS == SIGNALS
     assert {s.name: s.unit for s in SIGNAL_SPECS} == schema.UNITS
@@ -101,7 +101,7 @@ def test_every_copy_of_the_signal_vocabulary_agrees_with_the_spec() -> None:
 
 def test_geometry_by_hand() -> None:
     """3 x (pi/4 x 0.024^2) x 0.030 m^3 x 1000 = 0.04072 L per crank revolution (REFERENCE.md's check)."""
-    from fedtwin import features
+    from fedtwin.data import features
     from plant_models import PumpParams
 
     assert (GEOMETRY.cylinders, GEOMETRY.gear_ratio, GEOMETRY.stroke_m) == (3, 2.0, 0.030)

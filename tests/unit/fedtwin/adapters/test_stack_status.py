@@ -21,7 +21,7 @@ def test_describe(reachable: bool, ours: bool, pid: int | None, expected: str) -
 
 
 def test_only_this_machines_addresses_count_as_local() -> None:
-    from fedtwin.stack import is_local_address
+    from fedtwin.adapters.stack import is_local_address
 
     assert is_local_address("127.0.0.1") and is_local_address("localhost")
     assert not is_local_address("192.0.2.1")  # TEST-NET-1: never this machine's address

@@ -73,7 +73,7 @@ def _live(**overrides: float) -> dict[str, float]:
 
 
 def _promote(live_cand: dict[str, float] | None, require: bool = True) -> tuple[bool, str]:
-    from fedtwin.promotion import should_promote
+    from fedtwin.training.promotion import should_promote
 
     return should_promote(
         _OFFLINE_CAND,
@@ -112,7 +112,7 @@ def test_live_gate_needs_enough_windows_and_faults() -> None:
 
 
 def test_live_gate_never_rescues_an_offline_loss() -> None:
-    from fedtwin.promotion import should_promote
+    from fedtwin.training.promotion import should_promote
 
     better_live = _live(exact_match=0.99, false_alarms_per_asset_hour=0.0)
     ok, why = should_promote(
@@ -128,7 +128,7 @@ def test_live_gate_never_rescues_an_offline_loss() -> None:
 
 
 def test_live_pair_finds_the_candidate_shadow_and_the_main_champion() -> None:
-    from fedtwin.promotion import live_pair
+    from fedtwin.training.promotion import live_pair
 
     results = {
         "fedadam@v1": {"is_champion": 1.0, "windows": 500},

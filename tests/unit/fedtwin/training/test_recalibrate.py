@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from fedtwin.features import FEATURE_NAMES, extract_features
-from fedtwin.recalibrate import estimate_from_features, estimate_operating_point, summary, to_operating_point
+from fedtwin.data.features import FEATURE_NAMES, extract_features
+from fedtwin.training.recalibrate import (
+    estimate_from_features,
+    estimate_operating_point,
+    summary,
+    to_operating_point,
+)
 from plant_models import OperatingPoint, PumpParams, Scenario, simulate
 
 

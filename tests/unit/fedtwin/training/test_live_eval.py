@@ -7,8 +7,15 @@ import math
 
 import pytest
 
-from fedtwin.live_eval import Decision, Truth, comparison_markdown, evaluate, parse_decision, parse_truth
-from fedtwin.schema import SchemaError, truth_record
+from fedtwin.data.schema import SchemaError, truth_record
+from fedtwin.training.live_eval import (
+    Decision,
+    Truth,
+    comparison_markdown,
+    evaluate,
+    parse_decision,
+    parse_truth,
+)
 
 # Chunks of 0.1 s from plant time 1000 s: chunk seq starts at t = 1000 + 0.1 * seq. A 1 s window is closed by
 # chunk 9, 19, 29, ... and its decision carries that chunk's seq and t.

@@ -1,4 +1,5 @@
-"""Site side of a remote call (fedtwin.sites) and the coordinator's reading of a site's stored result."""
+"""Site side of a remote call (fedtwin.training.sites) and the coordinator's reading of a site's stored
+result."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pytest
 
 from federated import codec
 from federated.executor import SiteCall
-from fedtwin.datasets import load_windows, save_windows
+from fedtwin.data.datasets import load_windows, save_windows
 from fedtwin.errors import DataValidationError, FedtwinError
-from fedtwin.site_executor import SiteRunError, read_result_record
-from fedtwin.sites import DatasetSpec, answer, parse_request, request_payload, site_windows
+from fedtwin.training.site_executor import SiteRunError, read_result_record
+from fedtwin.training.sites import DatasetSpec, answer, parse_request, request_payload, site_windows
 
 SPEC = DatasetSpec("demo", 958.0, 1.0)
 
@@ -109,8 +110,8 @@ def test_a_site_refuses_ids_it_cannot_hold(tmp_path: Path, site: str, reason: st
 
 
 def test_a_site_answers_from_its_own_directory_and_validates_each_file_once(tmp_path: Path) -> None:
-    from fedtwin.features import FEATURE_NAMES
-    from fedtwin.recipe import PUMP_BASELINE
+    from fedtwin.data.features import FEATURE_NAMES
+    from fedtwin.training.recipe import PUMP_BASELINE
 
     site = "leak-site0"
     call = SiteCall(site, "gram", 0, {"feature_names": list(FEATURE_NAMES), "spec": PUMP_BASELINE.to_json()})

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from fedtwin.schema import SchemaError, decode_decision, loads
+from fedtwin.data.schema import SchemaError, decode_decision, loads
 
 #: The metrics a comparison shows first, in this order (``live_`` is prefixed on MLflow).
 HEADLINE: tuple[str, ...] = ("exact_match", "detection_delay_p50_s", "false_alarms_per_asset_hour")
@@ -98,7 +98,8 @@ def _object(data: bytes | str | Mapping[str, Any], what: str) -> Mapping[str, An
 
 
 def parse_decision(data: bytes | str) -> Decision:
-    """Strictly decode a v1 decision record (``fedtwin.schema.decode_decision``) into what the join needs.
+    """Strictly decode a v1 decision record (``fedtwin.data.schema.decode_decision``) into what the join
+    needs.
 
     Raises
     ------
@@ -120,7 +121,7 @@ def parse_decision(data: bytes | str) -> Decision:
 
 
 def parse_truth(data: bytes | str | Mapping[str, Any]) -> Truth:
-    """Decode a v1 truth record (``fedtwin.schema.truth_record``).
+    """Decode a v1 truth record (``fedtwin.data.schema.truth_record``).
 
     Raises
     ------

@@ -1,4 +1,4 @@
-"""fedtwin.datasets: how sweeps are split into sites, the held-out rules, profiles, windows on disk.
+"""fedtwin.data.datasets: how sweeps are split into sites, the held-out rules, profiles, windows on disk.
 
 Expected values are counted by hand from the configuration (runs per site, seeds, cylinders), so a change of
 the data design shows up here as a failed count, not as a silently different training set.
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedtwin import datasets as ds
-from fedtwin.features import FEATURE_NAMES
+from fedtwin.data import datasets as ds
+from fedtwin.data.features import FEATURE_NAMES
 from plant_models import Faults, OperatingPoint, Scenario
 
 FAULTS = ("leak", "blocked_inlet", "bearing")  # label column order

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedtwin.campaign import FAULTS, CampaignError, Schedule, load_campaign, parse_campaign
+from fedtwin.streaming.campaign import FAULTS, CampaignError, Schedule, load_campaign, parse_campaign
 from tests._cli import run_cli
 
 STANDARD = Path(__file__).resolve().parents[3] / "campaigns" / "standard.yaml"
@@ -101,9 +101,9 @@ def test_schedule_hands_out_events_once_in_time_order() -> None:
 
 
 def test_sensor_faults_reach_the_fleet_but_not_the_labels() -> None:
-    from fedtwin.live import conditions_from_control
-    from fedtwin.live_eval import parse_truth
-    from fedtwin.schema import truth_record
+    from fedtwin.data.schema import truth_record
+    from fedtwin.streaming.live import conditions_from_control
+    from fedtwin.training.live_eval import parse_truth
 
     # Control codes: 1 + index in (pressure, flow, speed, current): stuck current, flow drifting at 0.05/s.
     cond = conditions_from_control(

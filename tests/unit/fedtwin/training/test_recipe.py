@@ -10,8 +10,8 @@ from federated.executor import InProcessExecutor, SiteCall
 from federated.model import get_parameters
 from federated.server import build_initial_model
 from federated.strategy import STRATEGIES, ExpertEnsemble, FedAdam, FedProx, Krum
-from fedtwin.features import FEATURE_NAMES
-from fedtwin.recipe import (
+from fedtwin.data.features import FEATURE_NAMES
+from fedtwin.training.recipe import (
     DEFAULT_FIT,
     PUMP_BASELINE,
     initial_model,

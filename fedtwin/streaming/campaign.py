@@ -2,7 +2,7 @@
 
 Pure code: the campaign file's schema (pydantic, every field checked with a one-line error) and the schedule
 that says which control changes are due at a plant tick. ``flows/campaign.py`` plays it on a live fleet
-through :mod:`fedtwin.live`'s control mechanism and finishes with the live evaluation.
+through :mod:`fedtwin.streaming.live`'s control mechanism and finishes with the live evaluation.
 
 A campaign file::
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fedtwin.errors import InvalidModel
-from fedtwin.scoring import ActiveModel, ScoringEngine
+from fedtwin.streaming.scoring import ActiveModel, ScoringEngine
 
 #: ``(verified record, version) -> ActiveModel`` (the scorer's builder and probe), raising when unusable.
 Activate = Callable[[Any, int], ActiveModel]

@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 
+from fedtwin.adapters.model_store import sign_pointer, verify_pointer
+from fedtwin.data.schema import SchemaError, decode_decision, encode_decision
 from fedtwin.errors import InvalidModel
-from fedtwin.model_store import sign_pointer, verify_pointer
-from fedtwin.schema import SchemaError, decode_decision, encode_decision
-from fedtwin.scoring import ActiveModel, ScoringEngine
 from fedtwin.settings import Settings
-from tests.unit.fedtwin.test_scoring import BOTH, LEAK, FakeModel, H, chunk, mean_features, stream
+from fedtwin.streaming.scoring import ActiveModel, ScoringEngine
+from tests.unit.fedtwin.streaming.test_scoring import BOTH, LEAK, FakeModel, H, chunk, mean_features, stream
 
 
 class AlwaysLeak(FakeModel):
@@ -178,7 +178,7 @@ def test_shadow_settings_are_validated_at_load() -> None:
 
 
 def test_decision_topic_is_created_with_the_others() -> None:
-    from fedtwin.kafka_io import all_topics
+    from fedtwin.adapters.kafka_io import all_topics
 
     assert Settings(decision_topic="d.x").decision_topic in all_topics(Settings(decision_topic="d.x"))
 
@@ -203,10 +203,10 @@ def test_a_shadow_pointer_signs_its_slot() -> None:
 
 
 def test_the_scorer_produces_every_models_decisions_and_only_the_champions_alerts() -> None:
-    from fedtwin.schema import decode_alert
-    from tests.unit.fedtwin.test_scorer_isolation import LEAK as LEAK_LEVEL
-    from tests.unit.fedtwin.test_scorer_isolation import chunk as chunk_msg
-    from tests.unit.fedtwin.test_scorer_isolation import run, scorer
+    from fedtwin.data.schema import decode_alert
+    from tests.unit.fedtwin.streaming.test_scorer_isolation import LEAK as LEAK_LEVEL
+    from tests.unit.fedtwin.streaming.test_scorer_isolation import chunk as chunk_msg
+    from tests.unit.fedtwin.streaming.test_scorer_isolation import run, scorer
 
     sc, _ = scorer()
     sc.engine.set_shadow("challenger", ActiveModel.wrap(AlwaysLeak(), "challenger", 9))
@@ -227,8 +227,8 @@ def test_the_scorer_produces_every_models_decisions_and_only_the_champions_alert
 
 
 def test_a_batch_scored_message_by_message_counts_a_failing_shadow_once() -> None:
-    from tests.unit.fedtwin.test_scorer_isolation import POISON, run, scorer
-    from tests.unit.fedtwin.test_scorer_isolation import chunk as chunk_msg
+    from tests.unit.fedtwin.streaming.test_scorer_isolation import POISON, run, scorer
+    from tests.unit.fedtwin.streaming.test_scorer_isolation import chunk as chunk_msg
 
     sc, _ = scorer()
     sc.engine.set_shadow("broken", ActiveModel.wrap(Broken(), "broken", 10))

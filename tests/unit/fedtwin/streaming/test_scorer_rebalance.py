@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Message, TopicPartition
 
-from fedtwin.scorer import Scorer
 from fedtwin.settings import Settings
+from fedtwin.streaming.scorer import Scorer
 
 
 class Recorder:

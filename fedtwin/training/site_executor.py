@@ -32,7 +32,7 @@ from federated import codec
 from federated.executor import SiteCall
 from federated.strategy.base import ClientFailure
 from fedtwin.errors import FedtwinError
-from fedtwin.sites import SITE_FLOW, DatasetSpec, request_payload
+from fedtwin.training.sites import SITE_FLOW, DatasetSpec, request_payload
 
 if TYPE_CHECKING:
     import redis
