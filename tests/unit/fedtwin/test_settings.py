@@ -399,3 +399,13 @@ def test_database_urls_are_validated_and_their_passwords_never_shown(monkeypatch
         Settings(database_url="mysql://ft:s3cret-pw@db/x")
     message = err.value.errors()[0]["msg"]  # what the CLI prints
     assert "postgresql://" in message and "ft:***@db" in message and "s3cret-pw" not in message
+
+
+def test_the_strategy_names_settings_accept_are_exactly_the_registry() -> None:
+    from typing import get_args
+
+    from federated.strategy import STRATEGIES
+    from fedtwin.settings import FederatedStrategy
+
+    # A rule added to the registry but not to the settings (or the reverse) could never be chosen (or crash).
+    assert sorted(get_args(FederatedStrategy)) == sorted(STRATEGIES)
