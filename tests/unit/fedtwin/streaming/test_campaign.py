@@ -9,7 +9,7 @@ import pytest
 from fedtwin.streaming.campaign import FAULTS, CampaignError, Schedule, load_campaign, parse_campaign
 from tests._cli import run_cli
 
-STANDARD = Path(__file__).resolve().parents[3] / "campaigns" / "standard.yaml"
+STANDARD = Path(__file__).resolve().parents[4] / "campaigns" / "standard.yaml"
 BASE = {"name": "t", "assets": 2, "duration_s": 10}
 
 
