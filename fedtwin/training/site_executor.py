@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: The project root: the deployments' source (the worker runs the flow from this checkout).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # fedtwin/training/ -> the project
 ENTRYPOINT = "flows/site.py:site_round"
 
 
