@@ -10,8 +10,9 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+import yaml
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -497,8 +498,6 @@ def _without_password(url: str) -> str:
 
 
 def _unquote(text: str) -> str:
-    from urllib.parse import unquote
-
     return unquote(text)
 
 
@@ -604,8 +603,6 @@ def _load_yaml() -> dict[str, Any]:
         if explicit:
             raise ValueError(f"{CONFIG_FILE_ENV}={explicit} does not exist")
         return {}
-    import yaml
-
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of setting names to values")

@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
+import psycopg2
 import redis
 from confluent_kafka.admin import AdminClient
+from psycopg2 import sql
 
 from fedtwin.adapters.kafka_io import client_config
 from fedtwin.errors import FedtwinError, ServiceUnavailable
@@ -352,9 +354,6 @@ def ensure_database(url: str, timeout_s: float = 10.0) -> bool:
     ServiceUnavailable
         One line (password masked) when the server cannot be reached or refuses.
     """
-    import psycopg2
-    from psycopg2 import sql
-
     parts = urlsplit(url)
     name = parts.path.strip("/")
     admin = urlunsplit(parts._replace(path="/postgres"))

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from federated.client import ClientData
 from fedtwin.data.features import extract_features, windowize
+from plant_models import ALL_FAULT_SETS, Faults, OperatingPoint, Scenario, simulate_batch
 from plant_models.spec import FAULTS, OPERATING_POINT
 
 logger = logging.getLogger(__name__)
@@ -68,8 +70,6 @@ class LabelledWindows:
 
 
 def _ops(speeds: Sequence[float], loads: Sequence[float]) -> list[Any]:
-    from plant_models import OperatingPoint
-
     return [OperatingPoint(speed_rpm=float(s), load_area_factor=float(lo)) for s in speeds for lo in loads]
 
 
@@ -79,8 +79,6 @@ def train_scenarios(cfg: SweepConfig = SweepConfig()) -> dict[str, list[Any]]:
     Every run gets its own operating point drawn uniformly from the training envelope (sites do not run at a
     handful of set points), its own seed and, for leaks, a cycling cylinder.
     """
-    from plant_models import Faults, OperatingPoint, Scenario
-
     rng = np.random.default_rng([cfg.seed, 1])
     lo_s, hi_s = min(cfg.train_speeds), max(cfg.train_speeds)
     lo_l, hi_l = min(cfg.train_loads), max(cfg.train_loads)
@@ -126,8 +124,6 @@ def train_scenarios(cfg: SweepConfig = SweepConfig()) -> dict[str, list[Any]]:
 
 def test_scenarios(cfg: SweepConfig = SweepConfig()) -> list[Any]:
     """Held-out scenarios: all 8 fault sets x unseen severities x unseen operating points x fresh seeds."""
-    from plant_models import ALL_FAULT_SETS, Faults, Scenario
-
     ops = _ops(cfg.test_speeds, cfg.test_loads)
     seed = _TEST_SEED_OFFSET + cfg.seed % _TEST_SEED_OFFSET
     out = []
@@ -160,8 +156,6 @@ def test_scenarios(cfg: SweepConfig = SweepConfig()) -> list[Any]:
 
 def scenario_windows(scenarios: Sequence[Any], window_s: float = 1.0, workers: int = 1) -> LabelledWindows:
     """Simulate scenarios into labelled feature windows; failed runs are logged and skipped."""
-    from plant_models import simulate_batch
-
     results = simulate_batch(list(scenarios), workers=workers)
     Xs, Ys, sev, spd, load, sid = [], [], [], [], [], []
     failed = 0
@@ -269,8 +263,6 @@ def load_windows(path: Path | str) -> LabelledWindows:
 
 def windows_frame(lw: LabelledWindows, feature_names: Sequence[str]) -> Any:
     """Features by name, then one 0/1 column per fault (the table the GX validation checks)."""
-    import pandas as pd
-
     df = pd.DataFrame(lw.X, columns=list(feature_names))
     for k, f in enumerate(FAULTS):
         df[f] = lw.Y[:, k].astype(int)
@@ -281,8 +273,6 @@ def reference_scenarios(
     speed_rpm: float, load_area_factor: float, runs: int = 30, duration_s: float = 2.0, seed: int = 7_000_000
 ) -> list[Any]:
     """Healthy runs at exactly the design operating point: what the drift monitor compares the stream with."""
-    from plant_models import Faults, OperatingPoint, Scenario
-
     op = OperatingPoint(speed_rpm=speed_rpm, load_area_factor=load_area_factor)
     return [Scenario(faults=Faults(), op=op, seed=seed + k, duration_s=duration_s) for k in range(runs)]
 
