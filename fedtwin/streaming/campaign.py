@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fedtwin.errors import FedtwinError
@@ -189,8 +190,6 @@ def parse_campaign(data: Any, source: str = "campaign") -> Campaign:
 
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign YAML file (one-line :class:`CampaignError` when it is not valid)."""
-    import yaml
-
     try:
         text = Path(path).read_text()
     except OSError as exc:

@@ -28,16 +28,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import redis
+
+from fedtwin.adapters.kafka_io import ensure_topics, make_producer
 from fedtwin.adapters.outages import RECONNECT, ServiceLink, kafka_logger, kafka_retriable
+from fedtwin.adapters.redis_io import redis_client
 from fedtwin.data.schema import dumps, encode_chunk, loads, truth_record
 from fedtwin.errors import FedtwinError
+from plant_models import Faults, LiveFleet, OperatingPoint, SensorConfig
 from plant_models.spec import FAULTS, SIGNALS
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
 
     from fedtwin.settings import Settings
-    from plant_models import Faults, OperatingPoint
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,6 @@ def asset_ids(n: int) -> list[str]:
 
 
 def _redis(settings: Settings) -> Any:
-    from fedtwin.adapters.redis_io import redis_client
-
     return redis_client(settings, socket_timeout=5)
 
 
@@ -71,8 +73,6 @@ def _control_key(settings: Settings, asset: str) -> str:
 def _write_control(
     settings: Settings, asset: str, fields: Mapping[str, float], client: Any = None
 ) -> dict[str, Any]:
-    import redis
-
     r = client or _redis(settings)
     key = _control_key(settings, asset)
     try:
@@ -146,8 +146,6 @@ def set_operating_point(
     }
     if not fields:
         raise FedtwinError("give speed_rpm and/or load_area_factor")
-    from plant_models import OperatingPoint
-
     try:
         OperatingPoint(**fields)  # validates ranges with a clear message
     except ValueError as exc:
@@ -235,8 +233,6 @@ def conditions_from_control(ctl: Mapping[str, float]) -> Conditions:
     ValueError
         An operating-point field outside its range (the message names it).
     """
-    from plant_models import Faults, OperatingPoint
-
     sev = {f: min(1.0, max(0.0, ctl.get(f, 0.0))) for f in FAULTS}
     op_fields = {k: ctl[k] for k in _OP_FIELDS if k in ctl}
     faults = Faults.from_severity(**sev, leak_cylinder=0)  # the reference leaks from cylinder 1
@@ -266,9 +262,6 @@ class _Plant:
         producer: Producer | None,
         stop_event: threading.Event | None = None,
     ) -> None:
-        from fedtwin.adapters.kafka_io import ensure_topics, make_producer
-        from plant_models import LiveFleet, SensorConfig
-
         self.settings = settings
         self.names = names
         self.decimals = decimals
@@ -307,8 +300,6 @@ class _Plant:
     def _load_cursors(self) -> tuple[list[int], float]:
         """Continue the sequence of an earlier run (one stream per asset); time resumes at the later of now
         and the cursors, so it never goes back. Waits (with backoff, logged once) while Redis is away."""
-        import redis
-
         keys = [self.settings.key("plant", "cursor", a) for a in self.names]
         while True:
             try:
@@ -358,8 +349,6 @@ class _Plant:
         With Redis away the current faults stay, the attempt is retried with backoff and the outage is logged
         once; truth records written meanwhile reach the Redis stream when it is back.
         """
-        import redis
-
         if time.monotonic() < self.redis_retry_at:
             return
         try:
@@ -457,8 +446,6 @@ class _Plant:
 
     def close(self) -> None:
         """Save the cursors, flush the producer (a caller's too, so the delivery counts are complete)."""
-        import redis
-
         end_t = self.t_base + self.stats.sim_seconds
         try:
             pipe = self.r.pipeline(transaction=False)

@@ -55,9 +55,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import redis
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
 
+from federated.model import from_arrays
+from fedtwin.adapters.kafka_io import ensure_topics, make_consumer, make_producer
 from fedtwin.adapters.outages import RECONNECT, RateLimitedLog, ServiceLink, kafka_logger, kafka_retriable
+from fedtwin.adapters.redis_io import redis_client
+from fedtwin.data.features import extract_features
 from fedtwin.data.schema import (
     MAX_DLQ_TEXT,
     SchemaError,
@@ -73,13 +77,13 @@ from fedtwin.errors import FedtwinError, InvalidModel, ServiceUnavailable
 from fedtwin.streaming.scoring import ActiveModel, BatchResult, FeatureFn, ScoringEngine
 from fedtwin.streaming.serving import FIX_NO_MODEL
 from fedtwin.streaming.shadows import ShadowSlots
+from monitoring.metrics import ScorerMetrics
 from plant_models.spec import SIGNAL_SPECS
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer, Message, Producer, TopicPartition
+    from confluent_kafka import Consumer, Message, Producer
 
     from fedtwin.settings import Settings
-    from monitoring.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +258,6 @@ class Scorer:
         self._store = model_store
         self._factory = model_factory
         if features is None:
-            from fedtwin.data.features import extract_features
-
             features = extract_features
         self.engine = ScoringEngine.from_settings(settings, features)
         self.shadows = ShadowSlots(
@@ -310,8 +312,6 @@ class Scorer:
         ServiceUnavailable
             On a fatal Kafka error or one that retrying cannot fix (e.g. not authorised).
         """
-        from fedtwin.adapters.redis_io import redis_client
-
         t_start = time.monotonic()
         self._deadline = t_start + max_seconds if max_seconds is not None else float("inf")
         self._stop_event = stop_event
@@ -341,8 +341,6 @@ class Scorer:
         return self._finish(t_start)
 
     def _connect(self) -> None:
-        from fedtwin.adapters.kafka_io import ensure_topics, make_consumer, make_producer
-
         self._until_ok(
             self.kafka_link,
             "creating topics",
@@ -589,8 +587,6 @@ class Scorer:
 
     def _model_factory(self) -> ModelFactory:
         if self._factory is None:
-            from federated.model import from_arrays
-
             self._factory = from_arrays
         return self._factory
 
@@ -640,8 +636,6 @@ class Scorer:
     @staticmethod
     def _committed(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """The group's committed offsets; unknown (negative) when the broker cannot say right now."""
-        from confluent_kafka import OFFSET_INVALID, TopicPartition
-
         try:
             return list(consumer.committed(partitions, timeout=10))
         except KafkaException as exc:
@@ -830,8 +824,6 @@ class Scorer:
 
     def _recreate_topics(self, err: KafkaError) -> None:
         """A broker that lost its topics (memory-only restart): create them with the configured partitions."""
-        from fedtwin.adapters.kafka_io import ensure_topics
-
         if time.monotonic() - self._topics_checked < 5.0:
             return
         self._topics_checked = time.monotonic()
@@ -1123,8 +1115,6 @@ class Scorer:
     def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Commit after everything is written. A failed commit (broker away, partitions moved) is logged and
         left: the state snapshot already holds these offsets, and the next commit covers them."""
-        from confluent_kafka import TopicPartition
-
         assert self._consumer is not None
         if not next_offsets:
             return
@@ -1234,8 +1224,6 @@ def run_scorer(
     """Run one bounded Scorer (what a Prefect task or the CLI calls); returns ScorerStats as a dict."""
     metrics = None
     if metrics_port is not None:
-        from monitoring.metrics import ScorerMetrics
-
         metrics = ScorerMetrics()
         metrics.serve(metrics_port)
     scorer = Scorer(settings, metrics=metrics, **scorer_kwargs)
