@@ -27,6 +27,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import WorkPoolStatus
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.states import Cancelled, Cancelling
+from prefect_redis import RedisDatabase
 
 from federated import codec
 from federated.executor import SiteCall
@@ -35,7 +47,6 @@ from fedtwin.errors import FedtwinError
 from fedtwin.training.sites import SITE_FLOW, DatasetSpec, request_payload
 
 if TYPE_CHECKING:
-    import redis
     from prefect.client.schemas.objects import FlowRun, State
 
     from fedtwin.settings import Settings
@@ -171,8 +182,6 @@ class DeploymentExecutor:
         return {c.site: results[c.site] for c in calls if c.site in results}, failures
 
     def _call_retrying(self, call: SiteCall, timeout: float) -> Any:
-        import httpx
-
         deadline = time.monotonic() + timeout
         for attempt in range(self.retries + 1):
             left = deadline - time.monotonic()
@@ -188,9 +197,6 @@ class DeploymentExecutor:
         raise AssertionError("unreachable")
 
     def _call(self, call: SiteCall, timeout: float) -> Any:
-        from prefect.deployments import run_deployment
-        from prefect.exceptions import ObjectNotFound
-
         params = {
             "site": call.site,
             "op": call.op,
@@ -230,9 +236,6 @@ class DeploymentExecutor:
 
 def _cancel(flow_run_id: Any, state: Any) -> None:
     """Cancel a run that outlived its timeout (scheduled: cancelled now; running: the worker stops it)."""
-    from prefect.client.orchestration import get_client
-    from prefect.states import Cancelled, Cancelling
-
     waiting = state is None or state.is_scheduled() or state.is_pending()
     new: State[Any] = Cancelled() if waiting else Cancelling()
     with get_client(sync_client=True) as client:
@@ -241,8 +244,6 @@ def _cancel(flow_run_id: Any, state: Any) -> None:
 
 def redis_client(settings: Settings) -> redis.Redis:
     """A Redis client for the site results (the configured URL and password)."""
-    import redis
-
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     return redis.Redis.from_url(settings.redis_url, password=password)
 
@@ -257,10 +258,6 @@ def executor_from_settings(settings: Settings, dataset: DatasetSpec) -> Deployme
 
 def ensure_result_block(settings: Settings) -> str:
     """Create the Redis result-storage block if missing; returns its slug for PREFECT_RESULTS_*."""
-    from urllib.parse import urlsplit
-
-    from prefect_redis import RedisDatabase
-
     name = settings.site_result_block
     try:
         RedisDatabase.load(name)
@@ -288,11 +285,6 @@ def ensure_result_block(settings: Settings) -> str:
 
 def ensure_site_deployment(site: str) -> str:
     """Create the site's process work pool if missing and (re)apply its deployment; returns the pool name."""
-    from prefect import flow
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
-
     pool = pool_name(site)
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
@@ -330,8 +322,6 @@ def start_site(
     """Set a site up (pool, deployment, result block) and return its worker's command and environment."""
     if not site or not all(c.isalnum() or c in "-_" for c in site):
         raise FedtwinError(f"invalid site id {site!r}: use letters, digits, '-' and '_'")
-    import httpx
-
     try:
         block = ensure_result_block(settings)
         pool = ensure_site_deployment(site)
@@ -343,10 +333,6 @@ def start_site(
 
 def wait_sites_ready(sites: Sequence[str], timeout_s: float = 120.0, poll_s: float = 0.5) -> None:
     """Wait until every site has its deployment and a worker online on its pool (FedtwinError on timeout)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import WorkPoolStatus
-    from prefect.exceptions import ObjectNotFound
-
     deadline = time.monotonic() + timeout_s
     waiting = list(sites)
     with get_client(sync_client=True) as client:

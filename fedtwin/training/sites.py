@@ -25,8 +25,20 @@ from federated import codec
 from federated.client import ClientData
 from federated.executor import SITE_OPS, SiteCall
 from federated.site import run_site_op
-from fedtwin.data.datasets import PROFILES, LabelledWindows, get_profile, load_windows, save_windows
+from fedtwin.data.datasets import (
+    PROFILES,
+    LabelledWindows,
+    get_profile,
+    load_windows,
+    save_windows,
+    scenario_windows,
+    train_scenarios,
+    windows_frame,
+)
+from fedtwin.data.features import FEATURE_NAMES
+from fedtwin.data.validation import validate_dataset
 from fedtwin.errors import DataValidationError, FedtwinError
+from plant_models import FAULTS
 
 #: Flow name of the site-round flow; a site's deployment is ``f"{SITE_FLOW}/{site}"``.
 SITE_FLOW = "fedtwin-site-round"
@@ -94,8 +106,6 @@ def _sha256(path: Path) -> str:
 
 
 def _simulate(site: str, spec: DatasetSpec, path: Path) -> None:
-    from fedtwin.data.datasets import scenario_windows, train_scenarios
-
     cfg = get_profile(spec.profile, spec.speed_rpm, spec.load_area_factor)
     designs = train_scenarios(cfg)
     if site not in designs:
@@ -106,11 +116,6 @@ def _simulate(site: str, spec: DatasetSpec, path: Path) -> None:
 
 
 def _validate(site: str, lw: LabelledWindows) -> None:
-    from fedtwin.data.datasets import windows_frame
-    from fedtwin.data.features import FEATURE_NAMES
-    from fedtwin.data.validation import validate_dataset
-    from plant_models import FAULTS
-
     df = windows_frame(lw, FEATURE_NAMES)
     faults = [f for f in FAULTS if site.startswith(f)]
     outcome = validate_dataset(
