@@ -7,17 +7,18 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
+from fedtwin.adapters.redis_io import redis_client
 from fedtwin.errors import FedtwinError
 from fedtwin.settings import get_settings
+from fedtwin.streaming import live
 from fedtwin.streaming.campaign import Campaign, Event, Schedule, load_campaign
 from flows.live_eval import live_eval_flow
 
 
 def _apply(settings: Any, ev: Event, client: Any) -> None:
     """One scripted change through the live plant's control mechanism (the same as `fedtwin inject`)."""
-    from fedtwin.streaming import live
-
     if ev.fault is not None:
         live.inject(settings, ev.asset, ev.fault, float(ev.severity or 0.0), client=client)
     elif ev.clear:
@@ -52,9 +53,6 @@ def play_campaign(spec: Campaign) -> dict[str, Any]:
     dict
         ``since_wall_s`` (wall time before the first truth record), ``events_applied`` and the plant's stats.
     """
-    from fedtwin.adapters.redis_io import redis_client
-    from fedtwin.streaming import live
-
     settings = get_settings()
     names = spec.asset_names
     schedule = Schedule(spec.events)
@@ -84,8 +82,6 @@ def play_campaign(spec: Campaign) -> dict[str, Any]:
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
-
     path = str(flow_run.parameters.get("campaign_file", "campaign"))
     return "campaign-" + path.rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".yml")
 

@@ -14,8 +14,10 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from fedtwin.adapters import tracking
 from fedtwin.settings import get_settings
-from fedtwin.training.promotion import live_pair, should_promote
+from fedtwin.streaming.serving import publish, unshadow
+from fedtwin.training.promotion import CHAMPION, live_pair, should_promote
 from flows.campaign import campaign_flow
 from flows.training import training_flow
 
@@ -26,8 +28,6 @@ def put_in_shadow(version: int, slot: str) -> int:
 
     Returns the Redis version.
     """
-    from fedtwin.streaming.serving import publish
-
     stored = publish(get_settings(), version, shadow=slot)
     get_run_logger().info("registry version %d in shadow slot %r (Redis version %d)", version, slot, stored)
     return stored
@@ -36,10 +36,6 @@ def put_in_shadow(version: int, slot: str) -> int:
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=300, cache_policy=NO_CACHE)
 def promote_candidate(version: int, slot: str) -> int:
     """Make registry ``version`` the champion (alias and Redis serving pointer); empty its shadow slot."""
-    from fedtwin.adapters import tracking
-    from fedtwin.streaming.serving import publish, unshadow
-    from fedtwin.training.promotion import CHAMPION
-
     settings = get_settings()
     tracking.configure(settings)
     tracking.set_alias(settings.registered_model, CHAMPION, version)

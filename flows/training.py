@@ -15,6 +15,7 @@ from fedtwin.data.datasets import SweepConfig, get_profile, train_scenarios
 from fedtwin.settings import Settings, get_settings
 from fedtwin.training.promotion import GATE_METRIC, best_strategy
 from fedtwin.training.recipe import strategy_names
+from fedtwin.training.site_executor import executor_from_settings
 from fedtwin.training.sites import DatasetSpec
 from plant_models import FAULTS
 from tasks.preflight import preflight
@@ -77,8 +78,6 @@ def _prepare_sites(
         check.result()  # a failed validation stops the flow here, with its readable reason
     if s.site_executor != "site_workers":
         return None, summaries, holdout
-    from fedtwin.training.site_executor import executor_from_settings
-
     return executor_from_settings(s, DatasetSpec(profile, speed_rpm, load_area_factor)), {}, holdout
 
 
