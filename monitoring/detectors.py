@@ -8,6 +8,7 @@ that cannot support the claim: too few rows gives ``not_enough_data``, NaN/inf o
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
@@ -248,8 +249,6 @@ class BaseDriftDetector(abc.ABC):
 
     def check(self, current: pd.DataFrame) -> DriftResult:
         """Validate, compare, summarise; bad input gives ``not_enough_data``/``invalid_data``, never drift."""
-        import time
-
         start = time.perf_counter()
         reference = self.reference
         n_ref = len(reference)

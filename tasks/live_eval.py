@@ -10,16 +10,25 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import mlflow
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from mlflow import MlflowClient
+from mlflow.entities import Metric
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from fedtwin.adapters import tracking
+from fedtwin.adapters.kafka_io import make_consumer
+from fedtwin.adapters.model_store import ModelStore
+from fedtwin.adapters.redis_io import redis_client
+from fedtwin.data.schema import SchemaError, loads
 from fedtwin.errors import FedtwinError
 from fedtwin.settings import get_settings
+from fedtwin.training.live_eval import HEADLINE, parse_decision
 
 
 def _redis() -> Any:
-    from fedtwin.adapters.redis_io import redis_client
-
     return redis_client(get_settings())
 
 
@@ -43,8 +52,6 @@ def read_truth(assets: Sequence[str], since_wall_s: float) -> list[bytes]:
 
 
 def _asset_of(raw: bytes) -> str | None:
-    from fedtwin.data.schema import loads
-
     try:
         msg = loads(raw)
     except ValueError:
@@ -55,8 +62,6 @@ def _asset_of(raw: bytes) -> str | None:
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60, cache_policy=NO_CACHE)
 def plant_cursors(assets: Sequence[str]) -> dict[str, int]:
     """Next chunk ``seq`` of each asset (the live plant's cursor): how far the plant got."""
-    from fedtwin.data.schema import loads
-
     settings = get_settings()
     with _redis() as r:
         raws = r.mget([settings.key("plant", "cursor", a) for a in assets])
@@ -79,12 +84,6 @@ def read_decisions(
     say) until every model seen has decided up to ``targets[asset]`` on every asset, or ``wait_s`` passed
     (a model that fell behind is then evaluated on what it decided). Invalid records are skipped (counted).
     """
-    from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
-
-    from fedtwin.adapters.kafka_io import make_consumer
-    from fedtwin.data.schema import SchemaError
-    from fedtwin.training.live_eval import parse_decision
-
     settings = get_settings()
     wanted = set(assets)
     topic = settings.decision_topic
@@ -138,11 +137,6 @@ def read_decisions(
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120, cache_policy=NO_CACHE)
 def resolve_models(labels: Sequence[str]) -> dict[str, dict[str, Any]]:
     """For each ``<name> v<redis version>``: its registry version, MLflow run and strategy (when known)."""
-    from mlflow import MlflowClient
-
-    from fedtwin.adapters import tracking
-    from fedtwin.adapters.model_store import ModelStore
-
     settings = get_settings()
     tracking.configure(settings)
     store = ModelStore.from_settings(settings)
@@ -184,16 +178,11 @@ def log_live_eval(
 ) -> str | None:
     """``live_*`` metrics on each model's own MLflow run; a ``live-eval-<campaign>`` run with the comparison
     table, a bar chart and the markdown. Returns the live-eval run id."""
+    # local: selects the Agg backend before pyplot loads (not a side effect of importing this module); 0.34 s
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric
-
-    from fedtwin.adapters import tracking
-    from fedtwin.training.live_eval import HEADLINE
 
     settings = get_settings()
     tracking.configure(settings)
@@ -233,7 +222,5 @@ def log_live_eval(
 @task
 def publish_live_report(campaign: str, markdown: str) -> str:
     """The comparison as the flow run's markdown artifact (key ``fedtwin-live-eval``)."""
-    from prefect.artifacts import create_markdown_artifact
-
     create_markdown_artifact(markdown, key="fedtwin-live-eval", description=f"live evaluation: {campaign}")
     return markdown

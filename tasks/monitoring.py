@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 
+from federated.model import from_arrays
+from fedtwin.adapters import tracking
+from fedtwin.adapters.model_store import ModelStore
+from fedtwin.adapters.redis_io import redis_client
+from fedtwin.data.features import FEATURE_NAMES
 from fedtwin.settings import get_settings
+from fedtwin.training.recalibrate import estimate_from_features, summary, to_operating_point
+from monitoring.detectors import DriftResult
+from monitoring.drift import EvidentlyDriftDetector, PredictionDriftDetector, save_reports
+from monitoring.events import DRIFT_EVENT, fleet_resource
+from monitoring.workspace import (
+    age_out,
+    alert_flags,
+    alert_rate_snapshot,
+    check_snapshot,
+    ensure_dashboard,
+    get_or_create_project,
+)
 
 KEEP_REPORTS = 100
 #: Checks whose Evidently snapshot keeps its report widgets. Measured with 56 features: a full snapshot is
@@ -21,16 +43,12 @@ KEEP_FULL_SNAPSHOTS = 12
 
 
 def _redis() -> Any:
-    from fedtwin.adapters.redis_io import redis_client
-
     return redis_client(get_settings())
 
 
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=60)
 def load_reference() -> tuple[pd.DataFrame, str, int] | str:
     """Healthy reference windows of the serving model with its id and version, or why there are none."""
-    from fedtwin.adapters.model_store import ModelStore
-
     store = ModelStore.from_settings(get_settings())
     version = store.current_version()  # the verified, signed pointer
     if version is None:
@@ -51,8 +69,6 @@ def read_recent_windows(
     Returns a frame with one column per feature plus ``asset``, ``window_start`` and ``model_version``, and an
     id naming the stream range it covers; ``window_ids`` (such an id) reads exactly that range again.
     """
-    from fedtwin.data.features import FEATURE_NAMES
-
     s = get_settings()
     # Stream ids are the wall-clock ms of scoring; window times are plant time, which may run behind.
     low, high = "-" if since_s is None else f"{int(since_s * 1000)}-0", "+"
@@ -87,11 +103,6 @@ def check_drift(
     When the comparison is valid, ``"snapshot"`` holds the check's Evidently snapshot (the feature-drift
     report plus the alert rate of both window sets) for ``record_in_workspace``; it is None otherwise.
     """
-    from federated.model import from_arrays
-    from fedtwin.adapters.model_store import ModelStore
-    from monitoring.drift import EvidentlyDriftDetector, PredictionDriftDetector, save_reports
-    from monitoring.workspace import alert_flags, alert_rate_snapshot, check_snapshot
-
     s = get_settings()
     cols = [c for c in reference.columns if c in current.columns]
     feature = EvidentlyDriftDetector(drift_share=drift_share).fit(reference[cols]).check(current[cols])
@@ -143,9 +154,8 @@ def record_in_workspace(snapshot: Any, fleet: str) -> str | None:
     snapshots whole and strips the widgets of older ones (their values stay on the dashboard). Returns None
     (with a log line) when there is no snapshot, i.e. the check was not a valid comparison.
     """
+    # lazy: Evidently, 2.5 s after this module's imports; flows.retrain imports this module and never uses it
     from evidently.ui.workspace import Workspace
-
-    from monitoring.workspace import age_out, ensure_dashboard, get_or_create_project
 
     log = get_run_logger()
     if snapshot is None:
@@ -173,9 +183,6 @@ def record_in_workspace(snapshot: Any, fleet: str) -> str | None:
 
 def _reload_ui(project_url: str) -> None:
     """Ask a running Evidently UI to re-read the project, so it frees the widgets just dropped on disk."""
-    import urllib.error
-    import urllib.request
-
     api = project_url.replace("/projects/", "/api/projects/", 1) + "/reload"
     try:
         with urllib.request.urlopen(api, timeout=10):
@@ -187,10 +194,6 @@ def _reload_ui(project_url: str) -> None:
 @task(retries=2, retry_delay_seconds=2, timeout_seconds=120)
 def log_drift_to_mlflow(result: dict[str, Any], reference_id: str, current_id: str) -> str:
     """The drift reports as artifacts of a ``drift-monitor`` run in the pipeline's experiment."""
-    import mlflow
-
-    from fedtwin.adapters import tracking
-
     tracking.configure(get_settings())
     feature = result["feature"]
     with mlflow.start_run(
@@ -214,10 +217,6 @@ def publish_summary(
     result: dict[str, Any], reference_id: str, current_id: str, dashboard_url: str | None = None
 ) -> str:
     """A markdown artifact in the Prefect UI: the verdict, the top features and where the reports are."""
-    from prefect.artifacts import create_markdown_artifact
-
-    from monitoring.detectors import DriftResult
-
     feature = DriftResult.from_dict(result["feature"])
     top = sorted(feature.per_feature.items(), key=lambda kv: kv[1])[:8]
     where = f"Evidently UI: {dashboard_url}" if dashboard_url else "not in the Evidently UI (invalid check)"
@@ -243,10 +242,6 @@ def publish_summary(
 @task(retries=2, retry_delay_seconds=1, timeout_seconds=30)
 def emit_drift_event(payload: dict[str, Any], fleet: str) -> str | None:
     """Emit the Prefect event the retrain deployment's trigger matches."""
-    from prefect.events import emit_event
-
-    from monitoring.events import DRIFT_EVENT, fleet_resource
-
     event = emit_event(event=DRIFT_EVENT, resource=fleet_resource(fleet), payload=payload)
     get_run_logger().info("emitted %s for fleet %s", DRIFT_EVENT, fleet)
     return None if event is None else str(event.id)
@@ -255,8 +250,6 @@ def emit_drift_event(payload: dict[str, Any], fleet: str) -> str | None:
 @task
 def estimate_operating_point(windows: pd.DataFrame) -> dict[str, float]:
     """The operating point the stream shows (median over windows of the level features)."""
-    from fedtwin.training.recalibrate import estimate_from_features, summary, to_operating_point
-
     est = estimate_from_features(windows)
     op = to_operating_point(est)
     get_run_logger().info("stream operating point: %s -> %s", est, op)

@@ -19,14 +19,16 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from federated.client import ClientData
+from federated.evaluate import evaluate_model
 from federated.executor import SiteCall, SiteExecutor, failure_reason
-from federated.model import to_arrays
+from federated.model import from_arrays, to_arrays
 from federated.server import FederatedHistory
 from federated.site import run_site_op
 from federated.strategy import ClientFailure
 from fedtwin.data.datasets import (
     SweepConfig,
     load_windows,
+    reference_windows,
     save_windows,
     scenario_windows,
     test_scenarios,
@@ -34,6 +36,7 @@ from fedtwin.data.datasets import (
     windows_frame,
 )
 from fedtwin.data.features import FEATURE_NAMES
+from fedtwin.data.validation import validate_dataset
 from fedtwin.errors import DataValidationError
 from fedtwin.training.recipe import train_strategy
 from plant_models import FAULTS
@@ -67,8 +70,6 @@ def simulate_site(site: str, cfg: SweepConfig, out_dir: str) -> SiteSummary:
 @task
 def simulate_reference(speed_rpm: float, load_area_factor: float, window_s: float) -> np.ndarray:
     """Healthy feature windows at the design operating point (the drift monitor's reference)."""
-    from fedtwin.data.datasets import reference_windows
-
     return reference_windows(speed_rpm, load_area_factor, window_s)
 
 
@@ -78,8 +79,6 @@ def validate_site(summary: SiteSummary, faults: list[str]) -> dict[str, Any]:
 
     Each fault in ``faults`` must have both classes (a site: its own fault; the held-out set: every fault).
     """
-    from fedtwin.data.validation import validate_dataset
-
     df = windows_frame(load_windows(summary.path), FEATURE_NAMES)
     outcome = validate_dataset(
         df, signal_columns=list(FEATURE_NAMES), label_columns=faults, min_rows=20, site=summary.site
@@ -164,9 +163,6 @@ class PrefectTaskExecutor:
 @task
 def evaluate(arrays: dict[str, np.ndarray], meta: dict[str, Any], holdout: SiteSummary) -> dict[str, Any]:
     """Held-out metrics of a model: exact match over 8 classes, fault detection, false alarms, per fault."""
-    from federated.evaluate import evaluate_model
-    from federated.model import from_arrays
-
     lw = load_windows(holdout.path)
     return dict(evaluate_model(from_arrays(arrays, meta), lw.X, lw.Y))
 
