@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from fedtwin.settings import Settings
 
 # Imports left inside commands are those `fedtwin --help` (which mounts this app) must not pay; measured after
-# fedtwin.app.cli's imports, min of 3 fresh processes: fedtwin.settings 0.77 s, fedtwin.streaming.live 0.61 s
-# (plant_models, Kafka client), fedtwin.streaming.scorer 8.4 s (scikit-learn through federated.model).
+# fedtwin.app.cli's imports, min of 3 fresh processes: fedtwin.settings 0.77 s, fedtwin.streaming.live 0.88 s
+# (plant_models, Kafka, Redis; re-measured on a quieter box after its imports were hoisted: 0.68 s before),
+# fedtwin.streaming.scorer 8.4 s (scikit-learn through federated.model).
 
 app = typer.Typer(help="Live plant, fault injection and the streaming scorer.", no_args_is_help=True)
 
@@ -55,7 +56,7 @@ def inject(
     clear: Annotated[bool, typer.Option("--clear", help="Remove every fault from the asset")] = False,
 ) -> None:
     """Inject (or with --clear remove) a fault on a running live plant; effective from its next chunk."""
-    from fedtwin.streaming import live  # lazy: 0.61 s, see the note at the top
+    from fedtwin.streaming import live  # lazy: 0.88 s, see the note at the top
 
     try:
         if clear:
@@ -79,7 +80,7 @@ def plant(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the live plant: sensor chunks to Kafka, faults from `inject`."""
-    from fedtwin.streaming import live  # lazy: 0.61 s, see the note at the top
+    from fedtwin.streaming import live  # lazy: 0.88 s, see the note at the top
 
     _logging(verbose)
     stop = threading.Event()
