@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/fedtwin demo
 
 test: setup
-	$(BIN)/python -m pytest tests/unit tests/integration
+	$(BIN)/python -m pytest tests/unit tests/integration --durations=15
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit
