@@ -77,18 +77,23 @@ def _train(monkeypatch: pytest.MonkeyPatch, executor: str, **env: str) -> dict:
 def test_site_workers_train_the_same_model_and_the_coordinator_never_holds_site_data(
     site_workers: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    data_root = Path(get_settings().data_dir)
+
+    def run_dirs() -> set[Path]:
+        # Other tests of the session train into the same data directory: only the new run folders count.
+        return {d for d in data_root.iterdir() if d.name.startswith("run-")} if data_root.exists() else set()
+
+    before = run_dirs()
     remote = _train(monkeypatch, "site_workers")
+    remote_dirs = run_dirs() - before
     local = _train(monkeypatch, "in_process")
     assert remote["model_sha256"] == local["model_sha256"]
     assert remote["exact_match"] == local["exact_match"]
     # Each site's rows exist only in its own data directory; the coordinator's holds its held-out set only.
     for site, (_proc, data_dir) in site_workers.items():
         assert list(data_dir.rglob(f"{site}.npz")), f"{site} made no data in its own directory"
-    coordinator_files = {p.name for p in Path(get_settings().data_dir).rglob("*.npz")}
-    remote_run_dirs = [d for d in Path(get_settings().data_dir).iterdir() if d.name.startswith("run-")]
-    assert coordinator_files >= {"holdout.npz"}
-    first = sorted(remote_run_dirs)[0]  # the site_workers run wrote its directory first
-    assert sorted(p.name for p in first.iterdir()) == ["holdout.npz"]
+    assert len(remote_dirs) == 1
+    assert sorted(p.name for p in remote_dirs.pop().iterdir()) == ["holdout.npz"]
 
 
 def test_a_stopped_site_worker_is_a_failure_and_the_run_completes_on_quorum(
