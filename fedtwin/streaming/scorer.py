@@ -630,6 +630,8 @@ class Scorer:
             consumer.assign(partitions)
         self._owned.update((tp.topic, tp.partition) for tp in partitions)
         self.stats.assignments += 1
+        if partitions:  # operators (and the scale-out test) see which member took which partitions
+            log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
         if self._assigned_at is None:
             self._assigned_at = time.monotonic()
 

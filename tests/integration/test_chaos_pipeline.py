@@ -238,6 +238,7 @@ TINY = dict(
 )
 
 
+@pytest.mark.long(seconds=55)
 def test_mlflow_killed_after_the_strategies_were_logged_moves_neither_champion_nor_pointer(
     own_env: Settings, prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

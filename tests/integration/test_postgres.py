@@ -18,7 +18,7 @@ import pytest
 
 from fedtwin.adapters import stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=90)]
 
 SERVER = os.environ.get("FEDTWIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 

@@ -53,6 +53,7 @@ def test_too_few_windows_is_not_a_drift(fedtwin_env: Settings, trained: dict) ->
     assert result["status"] == "not_enough_data", result["reason"]
 
 
+@pytest.mark.long(seconds=110)
 def test_shift_is_detected_and_the_retrain_fixes_false_alarms(fedtwin_env: Settings, trained: dict) -> None:
     from fedtwin.adapters.model_store import ModelStore
     from flows.monitor import drift_monitor_flow

@@ -92,15 +92,22 @@ def test_three_scorers_one_killed_every_due_alert_exactly_once(
     argv = [sys.executable, "-m", "fedtwin.app.cli_stream", "score", "--batch-size", "20", "--seconds", "120"]
 
     def start(name: str) -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        out = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        err = open(tmp_path / f"{name}.err", "wb")  # noqa: SIM115 - the -v log: assignments, restores
         return subprocess.Popen(
-            [*argv, "--idle-exit", "15"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+            [*argv, "--idle-exit", "15", "-v"], env=env, cwd=tmp_path, stdout=out, stderr=err
         )
+
+    def assigned(i: int) -> bool:
+        return "assigned " in (tmp_path / f"scorer{i}.err").read_text(errors="replace")
 
     t0 = time.monotonic()
     planted = _planted(s)
     scorers = [start(f"scorer{i}") for i in range(3)]
     producer = make_producer(s)
+    # All three members hold partitions before any data: the one killed later then has state to hand over
+    # (on a loaded machine a late joiner could otherwise be killed before it owned anything).
+    _wait_for(lambda: all(assigned(i) for i in range(3)), 120, "three scorers holding partitions")
 
     def produce(part: list[tuple[str, bytes]]) -> None:
         for asset, value in part:
@@ -112,6 +119,15 @@ def test_three_scorers_one_killed_every_due_alert_exactly_once(
     cut = len(planted) // 2
     produce(planted[:cut])
     _wait_for(lambda: len(_redis_alerts(s)) >= 2, 120, "the first alerts")
+    # Every partition (each holds planted pumps) has a state snapshot, so the scorer about to be killed has
+    # processed its own partitions at least once and its successors have state to take over.
+    r = redis.Redis.from_url(s.redis_url)
+    with r:
+        states = [
+            s.key("scorer", "state", s.consumer_group, s.sensor_topic, str(p))
+            for p in range(s.topic_partitions)
+        ]
+        _wait_for(lambda: r.exists(*states) == len(states), 120, "a state snapshot of every partition")
     t_first = time.monotonic()
     scorers[0].send_signal(signal.SIGKILL)  # mid-batch for all we know: no chance to save or leave the group
     scorers[0].wait(10)
@@ -120,7 +136,7 @@ def test_three_scorers_one_killed_every_due_alert_exactly_once(
     finals = []
     for i, p in enumerate(scorers[1:], start=1):
         log = tmp_path / f"scorer{i}.log"
-        assert p.wait(120) == 0, log.read_text()
+        assert p.wait(120) == 0, log.read_text() + (tmp_path / f"scorer{i}.err").read_text()
         finals.append(json.loads(log.read_text().strip().splitlines()[-1]))
     print(f"simulated+started+first alerts {t_first - t0:.1f} s, kill to end {time.time() - t_kill:.1f} s")
     # The survivors were reassigned after the kill and continued the killed scorer's partitions from Redis.
