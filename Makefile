@@ -18,8 +18,10 @@ demo: setup
 	$(BIN)/fedtwin stack up
 	$(BIN)/fedtwin demo
 
+# Three workers on two cores: the integration tests mostly wait on services, so their waits overlap with each
+# other and with the CPU-bound unit tests (tests/conftest.py gives each worker its lane; see README "Tests").
 test: setup
-	$(BIN)/python -m pytest tests/unit tests/integration --durations=15
+	$(BIN)/python -m pytest tests/unit tests/integration -n 3 --dist worksteal --durations=15
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit

@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     site_timeout_s: float = Field(
         300.0, gt=0, description="site_workers: a site run not finished after this long fails its round"
     )
+    site_pickup_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="site_workers: a site run no worker picked up after this long fails its round at once",
+    )
     site_poll_s: float = Field(
         1.0, gt=0, le=60, description="site_workers: poll interval of site workers and of the training flow"
     )

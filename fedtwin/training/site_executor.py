@@ -133,6 +133,9 @@ class DeploymentExecutor:
         Timeout of a call when the round loop gives none: a run never waits forever.
     poll_s : float
         How often a waiting call asks the API for its run's state.
+    pickup_timeout_s : float
+        A run still scheduled after this long (no worker of the site's pool took it: the site is down) fails
+        at once, without waiting for the call's whole timeout and without a new run.
     retries : int
         New runs of a call whose run crashed (worker could not start it) or whose API request failed, while
         the call's timeout lasts; a run that failed in the site's code is not retried.
@@ -145,12 +148,14 @@ class DeploymentExecutor:
         default_timeout_s: float = 300.0,
         poll_s: float = 1.0,
         retries: int = 2,
+        pickup_timeout_s: float = 30.0,
     ) -> None:
         self.dataset = dataset
         self.redis = redis_client
         self.default_timeout_s = default_timeout_s
         self.poll_s = poll_s
         self.retries = retries
+        self.pickup_timeout_s = pickup_timeout_s
 
     def run(
         self, calls: Sequence[SiteCall], timeout_s: float | None = None
@@ -207,8 +212,7 @@ class DeploymentExecutor:
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync here: never a coroutine
                 f"{SITE_FLOW}/{call.site}",
                 parameters=params,
-                timeout=timeout,
-                poll_interval=self.poll_s,
+                timeout=0,  # returns once the run exists; _wait watches pick-up and the timeout
                 flow_run_name=f"{call.site}-{call.op}-r{call.server_round}",
                 as_subflow=True,
             )
@@ -217,13 +221,11 @@ class DeploymentExecutor:
                 f"no deployment {SITE_FLOW}/{call.site}: "
                 f"start the site with `fedtwin site start --site {call.site}`"
             ) from None
-        state = run.state
-        if state is None or not state.is_final():
+        state, late = self._wait(run.id, timeout)
+        if late is not None:
             _cancel(run.id, state)
-            where = (
-                "no worker picked it up" if state is not None and state.is_scheduled() else "still running"
-            )
-            raise SiteRunError(f"timed out after {timeout:g} s ({where}); run {run.id} cancelled")
+            raise SiteRunError(f"{late}; run {run.id} cancelled")
+        assert state is not None  # _wait returns a final state or a reason
         if not state.is_completed():
             raise SiteRunError(f"site run {state.name}: {state.message or 'no message'}", state.is_crashed())
         key = getattr(state.data, "storage_key", None)
@@ -232,6 +234,30 @@ class DeploymentExecutor:
         raw = self.redis.get(key)
         self.redis.delete(key)  # read once: results are not kept in Redis after the round took them
         return read_result_record(raw, getattr(getattr(state.data, "serializer", None), "type", None))
+
+    def _wait(self, flow_run_id: Any, timeout: float) -> tuple[State[Any] | None, str | None]:
+        """Poll the run until it is final; or (its last state, why it is late) once nobody picked it up
+        within the pick-up timeout or it did not finish within ``timeout``."""
+        start = time.monotonic()
+        pickup = min(self.pickup_timeout_s, timeout)
+        with get_client(sync_client=True) as client:
+            while True:
+                state = client.read_flow_run(flow_run_id).state
+                if state is not None and state.is_final():
+                    return state, None
+                waited = time.monotonic() - start
+                waiting = state is None or state.is_scheduled()
+                if waiting and waited >= pickup:
+                    return (
+                        state,
+                        f"no worker picked it up within {pickup:g} s (is the site's worker running?)",
+                    )
+                if waited >= timeout:
+                    return (
+                        state,
+                        f"timed out after {timeout:g} s ({'not started' if waiting else 'still running'})",
+                    )
+                time.sleep(min(self.poll_s, max(0.0, timeout - waited)))
 
 
 def _cancel(flow_run_id: Any, state: Any) -> None:
@@ -253,7 +279,13 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 def executor_from_settings(settings: Settings, dataset: DatasetSpec) -> DeploymentExecutor:
     """The deployment executor configured by ``settings`` (site timeout and poll interval)."""
-    return DeploymentExecutor(dataset, redis_client(settings), settings.site_timeout_s, settings.site_poll_s)
+    return DeploymentExecutor(
+        dataset,
+        redis_client(settings),
+        settings.site_timeout_s,
+        settings.site_poll_s,
+        pickup_timeout_s=settings.site_pickup_timeout_s,
+    )
 
 
 # --- site setup (the site's side: `fedtwin site start`) ---------------------------------------------------

@@ -4,6 +4,7 @@ site call to them with run_deployment and reads results back from Redis."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from fedtwin.data.datasets import get_profile, train_scenarios
 from fedtwin.settings import Settings, get_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=150), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=180), pytest.mark.timeout(900)]
 
 ROUNDS = 1  # each site call is a new flow-run process: round 0 (4 calls) plus one round
 
@@ -102,15 +103,21 @@ def test_site_workers_train_the_same_model_and_the_coordinator_never_holds_site_
 
 
 def test_a_stopped_site_worker_is_a_failure_and_the_run_completes_on_quorum(
-    site_workers: dict, monkeypatch: pytest.MonkeyPatch
+    site_workers: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 
     site = sorted(site_workers)[0]
     stop(site_workers[site][0])
-    result = _train(monkeypatch, "site_workers", FEDTWIN_SITE_TIMEOUT_S="60")
+    caplog.set_level(logging.WARNING, logger="federated.server")
+    result = _train(
+        monkeypatch, "site_workers", FEDTWIN_SITE_TIMEOUT_S="120", FEDTWIN_SITE_PICKUP_TIMEOUT_S="20"
+    )
     assert result["exact_match"]["fedavg"] > 0
+    # A down site costs the pick-up timeout (20 s), not the call's whole timeout (120 s).
+    assert f"client {site} not validated (kept): no worker picked it up within 20 s" in caplog.text
+    assert f"client {site} excluded: round 0 gram failed: no worker picked it up within 20 s" in caplog.text
     # The stopped site's run timed out waiting for a worker and was cancelled, not left scheduled.
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(

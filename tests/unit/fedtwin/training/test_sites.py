@@ -98,6 +98,9 @@ def test_site_settings_are_checked_when_settings_load() -> None:
         Settings(site_executor="sites")
     with pytest.raises(ValidationError, match="site_timeout_s"):
         Settings(site_timeout_s=0)
+    with pytest.raises(ValidationError, match="site_pickup_timeout_s"):
+        Settings(site_pickup_timeout_s=-1)
+    assert Settings().site_pickup_timeout_s == 30.0
     assert Settings().site_executor == "in_process"
 
 
