@@ -5,14 +5,17 @@ measurements, site workers). Run ``python -m benchmarks.scale_out``; prints ``na
 Scorers: one topic is pre-filled once (``--messages`` chunks of 8 pumps, 2 per partition, alternating healthy
 and leaking so alerts are raised and cleared); then one ``fedtwin score`` process drains it in a fresh
 consumer group, then two processes drain it in another fresh group. The rate is measured from outside, the
-same way for both: the group's committed offsets are polled, and the rate is messages / time from the first
-commit to the last (group join and process start-up excluded). Also prints the sizes the README's sizing
-table uses: message bytes, Redis snapshot bytes per asset and per feature row, and the seconds of one drift
-check (the monitor's Evidently comparison) on 240 windows (the monitor's default) and on 5,000, and one site's
-share of a training run (simulating its data, its local updates).
+same way for both: the group's committed offsets are polled every 20 ms, and ``msgs_per_s`` is the messages
+committed from the moment every scorer of the group held partitions (the first ``assigned`` line of each
+scorer's ``-v`` log) to the last commit: the steady state, with process start-up and group join excluded.
+The rate from the first commit (which counts a member that joined late as if it had drained all along) is
+printed too, with the join skew and the share of the messages the steady figure covers.
 
-Starts its own Tansu broker (unless ``--bootstrap``) and uses its own topics, groups and Redis key prefix
-(deleted at the end) on the configured Redis.
+Also prints the sizes the README's sizing table uses: message bytes, Redis snapshot bytes per asset and per
+feature row, and the seconds of one drift check (the monitor's Evidently comparison) on 240 windows (the
+monitor's default) and on 5,000, and one site's share of a training run (simulating its data, its local
+updates). Starts its own Tansu broker (unless ``--bootstrap``) and uses its own topics, groups and Redis key
+prefix (deleted at the end) on the configured Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +144,48 @@ def _committed_total(consumer: Any, s: Any) -> int:
     return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=5))
 
 
-def _drain(s: Any, n_scorers: int, total: int, timeout_s: float) -> float:
-    """Messages/s of ``n_scorers`` scorer processes draining the topic in a fresh group (first to last
-    commit)."""
+@dataclass(frozen=True)
+class Drain:
+    """One drain of the pre-filled topic by ``n`` scorers: the steady rate (from the moment every scorer holds
+    partitions to the last commit), the rate from the first commit (includes a late joiner's join), and how
+    long after the first commit the last scorer joined."""
+
+    steady_msgs_per_s: float
+    first_commit_msgs_per_s: float
+    join_skew_s: float
+    steady_share: float  # share of the messages committed after every scorer held partitions
+
+
+def _assigned_at(log: str) -> float | None:
+    """Epoch seconds of the scorer's first ``assigned`` log line (its ``-v`` log), or None."""
+    for line in log.splitlines():
+        if " fedtwin.streaming.scorer: assigned " in line:
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            return stamp.timestamp()
+    return None
+
+
+def _rate_between(samples: list[tuple[float, int]], t_from: float, total: int) -> tuple[float, int]:
+    """Messages/s from ``t_from`` (the committed count then, interpolated from the samples) to the sample
+    where ``total`` was reached; and that starting count."""
+    done_t = next(t for t, c in samples if c >= total)
+    before = [(t, c) for t, c in samples if t <= t_from]
+    after = [(t, c) for t, c in samples if t >= t_from]
+    if not before:
+        start_c = 0
+    elif not after or after[0][0] == before[-1][0]:
+        start_c = before[-1][1]
+    else:
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        start_c = round(c0 + (c1 - c0) * (t_from - t0) / (t1 - t0))
+    if done_t <= t_from:
+        return float("nan"), start_c
+    return (total - start_c) / (done_t - t_from), start_c
+
+
+def _drain(s: Any, n_scorers: int, total: int, timeout_s: float) -> Drain:
+    """``n_scorers`` scorer processes draining the topic in a fresh group, watched from outside: the group's
+    committed offsets sampled every 20 ms, and each scorer's ``-v`` log for when it first held partitions."""
     from fedtwin.adapters.kafka_io import make_consumer
 
     group = f"{s.consumer_group}-{n_scorers}-{uuid.uuid4().hex[:4]}"
@@ -154,30 +198,36 @@ def _drain(s: Any, n_scorers: int, total: int, timeout_s: float) -> float:
         "3",
         "--seconds",
         str(timeout_s),
+        "-v",
     ]
+    logs = [tempfile.TemporaryFile() for _ in range(n_scorers)]  # noqa: SIM115 - closed below
     procs = [
-        subprocess.Popen(argv, env=_env(s, group), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        for _ in range(n_scorers)
+        subprocess.Popen(argv, env=_env(s, group), stdout=subprocess.DEVNULL, stderr=log) for log in logs
     ]
     watcher = make_consumer(s, group=group)  # reads the group's commits; never subscribes
-    t_first = done_at = None
-    first = 0
+    samples: list[tuple[float, int]] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        committed = _committed_total(watcher, s)
-        now = time.perf_counter()
-        if t_first is None and committed > 0:
-            t_first, first = now, committed
-        if committed >= total:
-            done_at = now
+        samples.append((time.time(), _committed_total(watcher, s)))
+        if samples[-1][1] >= total:
             break
         time.sleep(0.02)
     watcher.close()
     for p in procs:
         p.wait(60)
-    if t_first is None or done_at is None or done_at <= t_first:
+    joined = []
+    for log in logs:
+        log.seek(0)
+        joined.append(_assigned_at(log.read().decode(errors="replace")))
+        log.close()
+    started = [(t, c) for t, c in samples if c > 0]
+    if samples[-1][1] < total or not started or None in joined:
         raise RuntimeError(f"{n_scorers} scorer(s) did not drain {total} messages within {timeout_s:.0f} s")
-    return (total - first) / (done_at - t_first)
+    t_first, first = started[0]
+    first_rate = (total - first) / (next(t for t, c in samples if c >= total) - t_first)
+    t_all = max(t for t in joined if t is not None)
+    steady, at_all = _rate_between(samples, max(t_all, t_first), total)
+    return Drain(steady, first_rate, max(0.0, t_all - t_first), (total - at_all) / total)
 
 
 def _state_sizes(s: Any) -> list[str]:
@@ -201,7 +251,7 @@ def scorer_scale_out(args: argparse.Namespace) -> list[str]:
     with _scorer_env(args) as s:
         msgs = _messages(s, args.messages, args.pumps)
         _fill(s, msgs)
-        rates = {n: _drain(s, n, len(msgs), args.timeout) for n in (1, 2)}
+        runs = {n: _drain(s, n, len(msgs), args.timeout) for n in (1, 2)}
         return [
             f"messages={len(msgs)}",
             f"pumps={args.pumps}",
@@ -210,9 +260,18 @@ def scorer_scale_out(args: argparse.Namespace) -> list[str]:
             f"samples_per_msg={round(s.chunk_s * s.sample_rate_hz)}",
             *_state_sizes(s),
             f"cpu_count={os.cpu_count()}",
-            f"scorers=1 msgs_per_s={rates[1]:.1f}",
-            f"scorers=2 msgs_per_s={rates[2]:.1f}",
-            f"scaleout_2_over_1={rates[2] / rates[1]:.2f}",
+            # From the first commit: a scorer that joined late counts as if it had been draining all along.
+            *(
+                f"scorers={n} first_commit_msgs_per_s={r.first_commit_msgs_per_s:.1f} "
+                f"join_skew_s={r.join_skew_s:.2f} steady_share={r.steady_share:.2f}"
+                for n, r in runs.items()
+            ),
+            f"scaleout_2_over_1_from_first_commit="
+            f"{runs[2].first_commit_msgs_per_s / runs[1].first_commit_msgs_per_s:.2f}",
+            # Steady state: from the moment every scorer of the group held partitions.
+            f"scorers=1 msgs_per_s={runs[1].steady_msgs_per_s:.1f}",
+            f"scorers=2 msgs_per_s={runs[2].steady_msgs_per_s:.1f}",
+            f"scaleout_2_over_1={runs[2].steady_msgs_per_s / runs[1].steady_msgs_per_s:.2f}",
         ]
 
 
