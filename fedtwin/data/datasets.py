@@ -241,7 +241,10 @@ def get_profile(
 
 
 def save_windows(lw: LabelledWindows, path: Path) -> Path:
-    """Write labelled windows as npz (numeric arrays only, read back without pickle)."""
+    """Write labelled windows as npz (numeric arrays only, read back without pickle); returns the file
+    written (``path`` with ``.npz`` appended when it has another suffix, as :func:`numpy.savez` does)."""
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         path,

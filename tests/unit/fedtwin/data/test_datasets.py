@@ -195,6 +195,9 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = ds.save_windows(lw, tmp_path / "new" / "dir" / "w.npz")  # parents are created
     assert path == tmp_path / "new" / "dir" / "w.npz" and path.is_file()
     back = ds.load_windows(str(path))
+    # numpy appends .npz to any other name: the returned path is the file that exists.
+    other = ds.save_windows(lw, tmp_path / "w.v2")
+    assert other == tmp_path / "w.v2.npz" and other.is_file()
     for name in ("X", "Y", "severity", "speed_rpm", "load", "scenario_id"):
         np.testing.assert_array_equal(getattr(back, name), getattr(lw, name), err_msg=name)
         assert getattr(back, name).dtype == getattr(lw, name).dtype, name
