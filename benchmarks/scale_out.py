@@ -368,7 +368,9 @@ MEASUREMENTS: list[Measurement] = [drift_and_features, training_per_site, scorer
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", help="use this broker instead of starting a Tansu")
-    ap.add_argument("--messages", type=int, default=24000, help="chunks pre-filled for the scorer part")
+    ap.add_argument(
+        "--messages", type=int, default=120000, help="chunks pre-filled for the scorer part (4-8 s per drain)"
+    )
     ap.add_argument("--profile", default="demo", help="training profile of the per-site training figure")
     ap.add_argument("--pumps", type=int, default=8, help="pumps (keys) the pre-filled chunks belong to")
     ap.add_argument("--timeout", type=float, default=600.0, help="longest drain of one scorer setup (s)")
