@@ -97,14 +97,16 @@ def register_and_gate(
     won = beats and move_champion
     if won:
         tracking.set_alias(name, CHAMPION, mv.version)
+    champion_score = None if champion_metrics is None else champion_metrics.get(GATE_METRIC)
     get_run_logger().info(
-        "registered %s v%d; champion %s (was v%s, candidate %s vs champion %s)",
+        "registered %s v%d; champion %s (%s; held-out %s: candidate %s, champion %s)",
         name,
         mv.version,
         "moved" if won else "kept",
-        previous,
+        "there was none" if previous is None else f"it was v{previous}",
+        GATE_METRIC,
         candidate_metrics.get(GATE_METRIC),
-        None if champion_metrics is None else champion_metrics.get(GATE_METRIC),
+        "none" if champion_score is None else champion_score,
     )
     return {
         "name": name,
