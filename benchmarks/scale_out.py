@@ -225,8 +225,8 @@ def _drain(s: Any, n_scorers: int, total: int, timeout_s: float) -> Drain:
     started = [(t, c) for t, c in samples if c > 0]
     if samples[-1][1] < total or not started or None in joined:
         raise RuntimeError(f"{n_scorers} scorer(s) did not drain {total} messages within {timeout_s:.0f} s")
-    t_first, first = started[0]
-    first_rate = (total - first) / (next(t for t, c in samples if c >= total) - t_first)
+    t_first = started[0][0]
+    first_rate, _ = _rate_between(samples, t_first, total)
     t_all = max(t for t in joined if t is not None)
     steady, at_all = _rate_between(samples, max(t_all, t_first), total)
     return Drain(steady, first_rate, max(0.0, t_all - t_first), (total - at_all) / total)
